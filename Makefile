@@ -1,0 +1,48 @@
+# assetsearch: `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= .assetsearch-demo
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test test-fast protos lint bench demo-model clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the project's requirements change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	ASSETSEARCH_DATA_DIR=$(DEMO_DIR)/data $(PY) -m cli.demo --library $(DEMO_DIR)/library
+
+test: $(STAMP)
+	bash scripts/ensure-postgres.sh
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not postgres"
+
+# Regenerate the gRPC code; never edit service/_pb by hand.
+protos: $(STAMP)
+	$(PY) -m service.protogen
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check latent indexer service cli tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/indexing.py
+	$(PY) bench/query_latency.py
+
+demo-model: $(STAMP)
+	$(PY) -m latent.demo_train --out latent/models/demo --seed 0
+
+clean:
+	rm -rf $(VENV) .assetsearch .assetsearch-demo .pytest_cache

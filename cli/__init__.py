@@ -1,0 +1,1 @@
+"""The ``assetsearch`` command line: the composition root over latent, indexer and service."""

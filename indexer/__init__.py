@@ -1,0 +1,1 @@
+"""The write path: scan a library, diff against the catalog, decode, encode, commit."""

@@ -1,0 +1,1 @@
+"""The shared core of assetsearch: settings, errors, encoders, vectors, catalog, media."""

@@ -1,0 +1,84 @@
+"""Query terms and their embedding; the navigation issue grows this into full algebra."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from latent.catalog import Catalog, CollectionInfo
+from latent.encoders import Encoder
+from latent.errors import DimensionMismatch, InvalidArgument
+from latent.media import decode_image_bytes
+
+TermKind = Literal["text", "image", "asset", "vector"]
+MAX_TEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Term:
+    """One thing to search by: text, image bytes, an asset id or a raw vector."""
+
+    kind: TermKind
+    text: str = ""
+    image: bytes = b""
+    asset_id: int = 0
+    vector: tuple[float, ...] = ()
+
+
+def normalise(vector: np.ndarray) -> np.ndarray:
+    """Scale to unit length.
+
+    Raises:
+        InvalidArgument: the vector is zero or not finite.
+    """
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm < 1e-12:
+        raise InvalidArgument("query vector is zero or not finite; it has no direction to search")
+    return vector / norm
+
+
+def embed_term(
+    term: Term, catalog: Catalog, collection: CollectionInfo, encoder: Encoder | None, max_pixels: int
+) -> np.ndarray:
+    """Embed one term into the collection's space as a unit float32 vector.
+
+    ``encoder`` may be None for asset and vector terms, which need no model.
+
+    Raises:
+        InvalidArgument: the term is empty or malformed.
+        DimensionMismatch: a raw vector has the wrong dimension.
+        NotFound: an asset term names an unknown asset or one of another collection.
+    """
+    if term.kind == "text":
+        text = term.text.strip()
+        if not text:
+            raise InvalidArgument("query text is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidArgument(f"query text is longer than {MAX_TEXT_CHARS} characters")
+        assert encoder is not None
+        return normalise(encoder.encode_texts([text])[0])
+    if term.kind == "image":
+        decoded = decode_image_bytes(term.image, max_pixels)
+        assert encoder is not None
+        return normalise(encoder.encode_images([decoded.image])[0])
+    if term.kind == "asset":
+        asset = catalog.asset(term.asset_id)
+        if asset.collection != collection.name:
+            raise InvalidArgument(
+                f"asset {term.asset_id} belongs to collection {asset.collection!r}, not {collection.name!r}"
+            )
+        return catalog.asset_vector(term.asset_id, collection.dim)
+    if len(term.vector) != collection.dim:
+        raise DimensionMismatch(
+            f"query vector has {len(term.vector)} dimensions; collection {collection.name!r} "
+            f"({collection.model_spec}) has {collection.dim}"
+        )
+    return normalise(np.asarray(term.vector, dtype=np.float32))
+
+
+def needs_encoder(term: Term) -> bool:
+    """Whether embedding the term runs the model."""
+    return term.kind in ("text", "image")

@@ -1,0 +1,111 @@
+"""SQLAlchemy 2.0 typed tables of the catalog: collections, assets, embeddings, change log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ASSET_STATES = ("indexed", "failed", "deleted")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the catalog tables."""
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class Collection(Base):
+    """A set of assets embedded by one model, with that model's dimension and metric."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model_spec: Mapped[str] = mapped_column(String(1000))
+    dim: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16), default="ip")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Asset(Base):
+    """One media file of a collection and what is known about it."""
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "uri", name="uq_assets_collection_uri"),
+        Index("ix_assets_collection_state", "collection_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    user_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now(), onupdate=_now()
+    )
+
+
+class Embedding(Base):
+    """A vector of an asset (a video segment has its own); its id is the FAISS id."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (
+        Index("ix_embeddings_collection", "collection_id", "id"),
+        Index("ix_embeddings_asset", "asset_id"),
+        {"sqlite_autoincrement": True},  # never reuse an id: FAISS ids must stay unique
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    dtype: Mapped[str] = mapped_column(String(8))  # numpy dtype string: "<f2" or "<f4"
+    segment_start: Mapped[float | None] = mapped_column(Float)
+    segment_end: Mapped[float | None] = mapped_column(Float)
+
+
+class Change(Base):
+    """One entry of the change log; ``seq`` orders every add and delete of a collection."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_collection_seq", "collection_id", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    op: Mapped[str] = mapped_column(String(8))  # "add" | "delete"
+    embedding_id: Mapped[int] = mapped_column(BigInteger)
+    asset_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

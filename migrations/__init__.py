@@ -1,0 +1,5 @@
+"""Alembic revisions of the catalog schema; run through ``latent.catalog.upgrade``."""
+
+from pathlib import Path
+
+SCRIPT_LOCATION = str(Path(__file__).parent)

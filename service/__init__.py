@@ -1,0 +1,1 @@
+"""The read path: gRPC servicers, server start-up, the error interceptor, the client."""

@@ -1,0 +1,70 @@
+"""Conversions between catalog records and protobuf messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from latent.algebra import Term
+from latent.catalog import AssetRecord, CollectionInfo
+from latent.errors import InvalidArgument
+from service._pb.assetsearch.v1 import search_pb2 as pb
+
+STATES = {"indexed": pb.Asset.INDEXED, "failed": pb.Asset.FAILED, "deleted": pb.Asset.DELETED}
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp (naive datetimes from SQLite are UTC)."""
+    ts = timestamp_pb2.Timestamp()
+    if value is not None:
+        ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+    return ts
+
+
+def struct(values: dict[str, Any]) -> struct_pb2.Struct:
+    """A protobuf Struct from a JSON-like dict."""
+    out = struct_pb2.Struct()
+    out.update(values or {})
+    return out
+
+
+def asset_message(a: AssetRecord) -> pb.Asset:
+    """The Asset message for a catalog record."""
+    mtime = timestamp_pb2.Timestamp()
+    mtime.FromNanoseconds(a.mtime_ns)
+    return pb.Asset(
+        id=a.id, collection=a.collection, uri=a.uri, content_hash=a.content_hash or "",
+        media_type=a.media_type, size_bytes=a.size, mtime=mtime, width=a.width or 0,
+        height=a.height or 0, state=STATES.get(a.state, pb.Asset.STATE_UNSPECIFIED),
+        error=a.error or "", metadata=struct(a.metadata), created_at=timestamp(a.created_at),
+        updated_at=timestamp(a.updated_at),
+    )
+
+
+def collection_message(c: CollectionInfo, index_size: int, index_seq: int) -> pb.Collection:
+    """The Collection message, with the served index generation's size and seq."""
+    return pb.Collection(
+        name=c.name, model_spec=c.model_spec, dim=c.dim, metric=c.metric,
+        indexed=c.counts.get("indexed", 0), failed=c.counts.get("failed", 0),
+        deleted=c.counts.get("deleted", 0), index_size=index_size, index_seq=index_seq,
+    )
+
+
+def term_from_message(query: pb.QueryTerm) -> Term:
+    """A query term from its message.
+
+    Raises:
+        InvalidArgument: no term kind is set.
+    """
+    kind = query.WhichOneof("kind")
+    if kind == "text":
+        return Term("text", text=query.text)
+    if kind == "image":
+        return Term("image", image=query.image)
+    if kind == "asset_id":
+        return Term("asset", asset_id=query.asset_id)
+    if kind == "vector":
+        return Term("vector", vector=tuple(query.vector.values))
+    raise InvalidArgument("query is empty: set one of text, image, asset_id or vector")

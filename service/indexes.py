@@ -1,0 +1,115 @@
+"""Every collection's live index, loaded at start-up and kept in step by a tailing thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from latent.catalog import Catalog
+from latent.errors import NotFound, Unavailable
+from latent.live import LiveIndex
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 10_000  # changes applied between background snapshots
+
+
+class IndexRegistry:
+    """Live indexes by collection name; a background thread tails the change log."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        snapshot_dir: Path | None,
+        poll_interval: float,
+        on_ready: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.snapshot_dir = snapshot_dir
+        self.poll_interval = poll_interval
+        self._on_ready = on_ready
+        self._indexes: dict[str, LiveIndex] = {}
+        self._loading: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._since_snapshot: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Load every collection, then tail the log in a daemon thread."""
+        self.sync()
+        if self._on_ready:
+            self._on_ready(True)
+        self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, snapshot: bool = True) -> None:
+        """Stop tailing and, by default, write a snapshot of each index."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        if snapshot:
+            for live in list(self._indexes.values()):
+                self._snapshot(live)
+
+    def get(self, name: str) -> LiveIndex:
+        """The live index of a collection.
+
+        Raises:
+            NotFound: no such collection in the catalog.
+            Unavailable: the collection exists but its index is still loading.
+        """
+        live = self._indexes.get(name)
+        if live is not None:
+            return live
+        if name in self._loading:
+            raise Unavailable(f"the index of collection {name!r} is loading; retry shortly")
+        self.catalog.collection(name)  # raises NotFound for an unknown name
+        self.sync()
+        if name not in self._indexes:
+            raise NotFound(f"collection {name!r} does not exist")
+        return self._indexes[name]
+
+    def all(self) -> dict[str, LiveIndex]:
+        """A copy of the loaded indexes."""
+        return dict(self._indexes)
+
+    def sync(self) -> None:
+        """Pick up new collections and apply new change-log entries to every index."""
+        for info in self.catalog.collections():
+            live = self._indexes.get(info.name)
+            if live is None:
+                self._load(LiveIndex(self.catalog, info, self.snapshot_dir))
+                continue
+            changed = live.refresh()
+            if changed:
+                count = self._since_snapshot.get(info.name, 0) + changed
+                self._since_snapshot[info.name] = count
+                if count >= SNAPSHOT_EVERY:
+                    self._snapshot(live)
+
+    def _load(self, live: LiveIndex) -> None:
+        name = live.collection.name
+        self._loading.add(name)
+        try:
+            source = live.load()
+            log.info("collection %s: %d vectors from %s, seq %d", name, len(live.generation.index),
+                     source, live.generation.seq)
+            self._indexes[name] = live
+        finally:
+            self._loading.discard(name)
+
+    def _snapshot(self, live: LiveIndex) -> None:
+        try:
+            live.write_snapshot()
+            self._since_snapshot[live.collection.name] = 0
+        except OSError as exc:
+            log.warning("could not write snapshot of %s: %s", live.collection.name, exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self.sync()
+            except Exception:  # keep tailing: a transient DB error must not stop the thread
+                log.exception("index sync failed; retrying in %.1f s", self.poll_interval)
