@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	ASSETSEARCH_DATA_DIR=$(DEMO_DIR)/data $(PY) -m cli.demo --library $(DEMO_DIR)/library
+	ASSETSEARCH_DATA_DIR=$${ASSETSEARCH_DATA_DIR:-$(DEMO_DIR)/data} $(PY) -m cli.demo --library $(DEMO_DIR)/library
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh

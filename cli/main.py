@@ -23,7 +23,16 @@ log = logging.getLogger("assetsearch")
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the flags that were given."""
     overrides: dict[str, Any] = {}
-    for key in ("data_dir", "database_url", "model", "collection", "host", "port", "server", "batch_size"):
+    for key in (
+        "data_dir",
+        "database_url",
+        "model",
+        "collection",
+        "host",
+        "port",
+        "server",
+        "batch_size",
+    ):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
@@ -84,8 +93,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _hit_dict(rank: int, hit: Any) -> dict[str, Any]:
     out = {
-        "rank": rank, "asset_id": hit.asset_id, "uri": hit.uri, "score": round(hit.score, 6),
-        "media_type": hit.media_type, "width": hit.width, "height": hit.height,
+        "rank": rank,
+        "asset_id": hit.asset_id,
+        "uri": hit.uri,
+        "score": round(hit.score, 6),
+        "media_type": hit.media_type,
+        "width": hit.width,
+        "height": hit.height,
     }
     if hit.HasField("segment_start"):
         out["segment_start"], out["segment_end"] = hit.segment_start, hit.segment_end
@@ -117,8 +131,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             print(f"{rank:>3}  {hit.score:7.4f}  #{hit.asset_id:<7} {hit.media_type:<6} {hit.uri}")
     if not args.json:
-        print(f"({len(response.hits)} hits from {response.collection}, {response.index_size} vectors, "
-              f"{response.took_ms:.1f} ms)", file=sys.stderr)
+        print(
+            f"({len(response.hits)} hits from {response.collection}, "
+            f"{response.index_size} vectors, "
+            f"{response.took_ms:.1f} ms)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -127,13 +145,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     collections = _catalog(settings).collections()
     if args.json:
-        print(json.dumps({
-            "database": _safe_url(settings.resolved_database_url()),
-            "collections": {
-                c.name: {"model_spec": c.model_spec, "dim": c.dim, "metric": c.metric, **c.counts}
-                for c in collections
-            },
-        }))
+        print(
+            json.dumps(
+                {
+                    "database": _safe_url(settings.resolved_database_url()),
+                    "collections": {
+                        c.name: {
+                            "model_spec": c.model_spec,
+                            "dim": c.dim,
+                            "metric": c.metric,
+                            **c.counts,
+                        }
+                        for c in collections
+                    },
+                }
+            )
+        )
         return 0
     if not collections:
         print("no collections yet: run `assetsearch index PATH`")
@@ -173,21 +200,31 @@ def cmd_demo_library(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, help="data directory (ASSETSEARCH_DATA_DIR, default ./.assetsearch)")
-    p.add_argument("--database-url", help="catalog URL (ASSETSEARCH_DATABASE_URL; default SQLite in the data dir)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="data directory (ASSETSEARCH_DATA_DIR, default ./.assetsearch)",
+    )
+    p.add_argument(
+        "--database-url",
+        help="catalog URL (ASSETSEARCH_DATABASE_URL; default SQLite in the data dir)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
-        prog="assetsearch", description="Semantic search over image libraries (open_clip + FAISS + SQL, gRPC)."
+        prog="assetsearch",
+        description="Semantic search over image libraries (open_clip + FAISS + SQL, gRPC).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("index", help="index new and changed files, mark vanished ones deleted")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders, scanned recursively")
-    p.add_argument("--collection", help="collection name (ASSETSEARCH_COLLECTION, default 'default')")
+    p.add_argument(
+        "--collection", help="collection name (ASSETSEARCH_COLLECTION, default 'default')"
+    )
     p.add_argument("--model", help="model spec for a new collection (ASSETSEARCH_MODEL)")
     p.add_argument("--batch-size", type=int, help="images per encoder batch (default 32)")
     _common(p)
@@ -203,10 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="text query")
     p.add_argument("--image", metavar="FILE", help="search by an image file")
     p.add_argument("--like", type=int, metavar="ASSET_ID", help="search by an indexed asset")
-    p.add_argument("--vector-file", metavar="FILE.npy", help="search by a raw vector saved with numpy.save")
+    p.add_argument(
+        "--vector-file", metavar="FILE.npy", help="search by a raw vector saved with numpy.save"
+    )
     p.add_argument("--top-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--collection", help="collection (default: the server's default)")
-    p.add_argument("--server", help="HOST:PORT of the server (ASSETSEARCH_SERVER, default 127.0.0.1:50051)")
+    p.add_argument(
+        "--server", help="HOST:PORT of the server (ASSETSEARCH_SERVER, default 127.0.0.1:50051)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON Lines, one object per hit")
     p.set_defaults(func=cmd_search)
 
@@ -230,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-library", help="write the procedural demo library with labels.jsonl")
     p.add_argument("dir", help="output folder")
     p.add_argument("--count", type=int, default=500, help="number of images (default 500)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives the same bytes"
+    )
     p.add_argument("--videos", type=int, default=0, help="number of short videos (default 0)")
     p.set_defaults(func=cmd_demo_library)
     return parser
@@ -239,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``assetsearch`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except AssetSearchError as exc:

@@ -1,4 +1,4 @@
-"""The indexing run: diff a library against the catalog, then decode, encode and commit in batches."""
+"""The indexing run: diff a library against the catalog, then decode, encode, commit in batches."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.scan import ScannedFile, resolve_root, root_prefix, scan
 from latent.catalog import AssetWrite, Catalog, CollectionInfo, FileState
 from latent.encoders import Encoder
 from latent.errors import FailedPrecondition
 from latent.media import DecodedImage, DecodeError, decode_image_file
-from indexer.scan import ScannedFile, resolve_root, root_prefix, scan
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,12 @@ class Indexer:
         summary.deleted += len(vanished)
 
     def _diff(
-        self, collection: CollectionInfo, files: Iterable[ScannedFile], known: dict[str, FileState],
-        seen: set[str], summary: Summary,
+        self,
+        collection: CollectionInfo,
+        files: Iterable[ScannedFile],
+        known: dict[str, FileState],
+        seen: set[str],
+        summary: Summary,
     ) -> Iterator[ScannedFile]:
         """Yield files to encode; count and touch the unchanged ones."""
         for f in files:
@@ -157,11 +161,15 @@ class Indexer:
             return _Prepared(f, None, None, f"cannot read file: {exc.strerror or exc}")
         content_hash = hashlib.sha256(data).hexdigest()
         try:
-            return _Prepared(f, content_hash, decode_image_file(io.BytesIO(data), self.max_pixels), None)
+            return _Prepared(
+                f, content_hash, decode_image_file(io.BytesIO(data), self.max_pixels), None
+            )
         except DecodeError as exc:
             return _Prepared(f, content_hash, None, str(exc))
 
-    def _encode_and_commit(self, collection: CollectionInfo, todo: Iterator[ScannedFile], summary: Summary) -> None:
+    def _encode_and_commit(
+        self, collection: CollectionInfo, todo: Iterator[ScannedFile], summary: Summary
+    ) -> None:
         # Two threads read and decode ahead while this thread encodes and commits.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
             batch: list[_Prepared] = []
@@ -173,10 +181,14 @@ class Indexer:
             if batch:
                 self._commit_batch(collection, batch, summary)
 
-    def _commit_batch(self, collection: CollectionInfo, batch: list[_Prepared], summary: Summary) -> None:
+    def _commit_batch(
+        self, collection: CollectionInfo, batch: list[_Prepared], summary: Summary
+    ) -> None:
         good = [p for p in batch if p.image is not None]
         vectors = (
-            self.encoder(collection.model_spec).encode_images([p.image.image for p in good if p.image])
+            self.encoder(collection.model_spec).encode_images(
+                [p.image.image for p in good if p.image]
+            )
             if good
             else np.zeros((0, collection.dim), np.float32)
         )
@@ -185,15 +197,33 @@ class Indexer:
         for p in batch:
             f = p.file
             if p.image is None:
-                writes.append(AssetWrite(f.uri, f.media_type, f.size, f.mtime_ns, p.content_hash,
-                                         state="failed", error=p.error))
+                writes.append(
+                    AssetWrite(
+                        f.uri,
+                        f.media_type,
+                        f.size,
+                        f.mtime_ns,
+                        p.content_hash,
+                        state="failed",
+                        error=p.error,
+                    )
+                )
                 summary.failed += 1
                 summary.failures.append((str(f.path), p.error or "unknown error"))
                 log.info("failed: %s: %s", f.path, p.error)
             else:
-                writes.append(AssetWrite(f.uri, f.media_type, f.size, f.mtime_ns, p.content_hash,
-                                         width=p.image.width, height=p.image.height,
-                                         vectors=next(rows)[None, :]))
+                writes.append(
+                    AssetWrite(
+                        f.uri,
+                        f.media_type,
+                        f.size,
+                        f.mtime_ns,
+                        p.content_hash,
+                        width=p.image.width,
+                        height=p.image.height,
+                        vectors=next(rows)[None, :],
+                    )
+                )
                 summary.indexed += 1
         self.catalog.commit(collection, writes)
         self._tick(len(batch))

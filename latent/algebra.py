@@ -41,7 +41,11 @@ def normalise(vector: np.ndarray) -> np.ndarray:
 
 
 def embed_term(
-    term: Term, catalog: Catalog, collection: CollectionInfo, encoder: Encoder | None, max_pixels: int
+    term: Term,
+    catalog: Catalog,
+    collection: CollectionInfo,
+    encoder: Encoder | None,
+    max_pixels: int,
 ) -> np.ndarray:
     """Embed one term into the collection's space as a unit float32 vector.
 
@@ -68,7 +72,8 @@ def embed_term(
         asset = catalog.asset(term.asset_id)
         if asset.collection != collection.name:
             raise InvalidArgument(
-                f"asset {term.asset_id} belongs to collection {asset.collection!r}, not {collection.name!r}"
+                f"asset {term.asset_id} belongs to collection {asset.collection!r}, "
+                f"not {collection.name!r}"
             )
         return catalog.asset_vector(term.asset_id, collection.dim)
     if len(term.vector) != collection.dim:

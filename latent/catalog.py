@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +175,11 @@ class Catalog:
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._migrate_lock = threading.Lock()
         if migrate:
-            self._ensure_schema()
+            try:
+                self._ensure_schema()
+            except Exception:
+                self.engine.dispose()
+                raise
 
     def close(self) -> None:
         """Release pooled connections."""

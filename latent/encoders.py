@@ -182,12 +182,17 @@ def _load_local(directory: Path) -> tuple[torch.nn.Module, Callable[[Sequence[st
     logging.getLogger().addFilter(quiet)
     try:
         model = open_clip.create_model(
-            f"local-dir:{directory}", load_weights=False, text_cfg=text_cfg, pretrained_text=packaged
+            f"local-dir:{directory}",
+            load_weights=False,
+            text_cfg=text_cfg,
+            pretrained_text=packaged,
         )
     finally:
         logging.getLogger().removeFilter(quiet)
     result = model.load_state_dict(load_file(str(weights)), strict=False)
-    missing = [k for k in result.missing_keys if not (packaged and k.startswith(PACKAGED_TOWER_PREFIX))]
+    missing = [
+        k for k in result.missing_keys if not (packaged and k.startswith(PACKAGED_TOWER_PREFIX))
+    ]
     if result.unexpected_keys or missing:
         raise ModelUnavailable(
             f"weights in {weights} do not fit the config: missing {missing[:3]}, "
@@ -202,7 +207,9 @@ def _load_local(directory: Path) -> tuple[torch.nn.Module, Callable[[Sequence[st
     return model, tokenizer
 
 
-def _load_remote(spec: ModelSpec) -> tuple[torch.nn.Module, Callable[[Sequence[str]], torch.Tensor]]:
+def _load_remote(
+    spec: ModelSpec,
+) -> tuple[torch.nn.Module, Callable[[Sequence[str]], torch.Tensor]]:
     """Create a hub or pretrained-tag model; downloading may fail offline."""
     import open_clip
 
@@ -239,7 +246,7 @@ class OpenClipEncoder:
         self.spec = parsed.raw
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self._model = model.to(self.device).eval()
+        self._model: Any = model.to(self.device).eval()  # open_clip's towers are untyped
         self._tokenizer = tokenizer
         cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(model))
         self._preprocess = image_transform_v2(cfg, is_train=False)
@@ -249,16 +256,26 @@ class OpenClipEncoder:
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed RGB images in batches; returns L2-normalised float32 rows."""
-        return self._run(images, lambda chunk: torch.stack([self._preprocess(im) for im in chunk]),
-                         lambda batch: self._model.encode_image(batch))
+        return self._run(
+            images,
+            lambda chunk: torch.stack([self._preprocess(im) for im in chunk]),
+            lambda batch: self._model.encode_image(batch),
+        )
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts in batches; returns L2-normalised float32 rows."""
-        return self._run(texts, lambda chunk: self._tokenizer(list(chunk)),
-                         lambda batch: self._model.encode_text(batch))
+        return self._run(
+            texts,
+            lambda chunk: self._tokenizer(list(chunk)),
+            lambda batch: self._model.encode_text(batch),
+        )
 
-    def _run(self, items: Sequence[Any], prepare: Callable[[Sequence[Any]], torch.Tensor],
-             forward: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    def _run(
+        self,
+        items: Sequence[Any],
+        prepare: Callable[[Sequence[Any]], torch.Tensor],
+        forward: Callable[[torch.Tensor], torch.Tensor],
+    ) -> np.ndarray:
         if not items:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
         out = []
@@ -278,6 +295,11 @@ class EncoderCache:
         self._batch_size = batch_size
         self._encoders: dict[str, Encoder] = {}
         self._lock = threading.Lock()
+
+    def put(self, encoder: Encoder) -> None:
+        """Register an already loaded encoder under its spec."""
+        with self._lock:
+            self._encoders[encoder.spec] = encoder
 
     def get(self, spec: str) -> Encoder:
         """The encoder for ``spec``, loading it on first use."""

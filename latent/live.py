@@ -37,7 +37,9 @@ class Generation:
 class LiveIndex:
     """The current generation of one collection's index."""
 
-    def __init__(self, catalog: Catalog, collection: CollectionInfo, snapshot_dir: Path | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, collection: CollectionInfo, snapshot_dir: Path | None = None
+    ) -> None:
         self.catalog = catalog
         self.collection = collection
         self.snapshot_dir = snapshot_dir
@@ -74,8 +76,12 @@ class LiveIndex:
         index = FlatIndex(self.collection.dim)
         for ids, vectors in self.catalog.all_vectors(self.collection):
             index.add(ids, vectors)
-        log.info("rebuilt %s from SQL: %d vectors in %.1f s", self.collection.name, len(index),
-                 time.monotonic() - started)
+        log.info(
+            "rebuilt %s from SQL: %d vectors in %.1f s",
+            self.collection.name,
+            len(index),
+            time.monotonic() - started,
+        )
         return Generation(index, seq)
 
     def refresh(self) -> int:
@@ -105,7 +111,9 @@ class LiveIndex:
         assert isinstance(generation.index, FlatIndex)
         directory.mkdir(parents=True, exist_ok=True)
         name = f"index-{generation.seq:012d}.faiss"
-        _atomic_write(directory / name, faiss.serialize_index(generation.index.faiss_index).tobytes())
+        _atomic_write(
+            directory / name, faiss.serialize_index(generation.index.faiss_index).tobytes()
+        )
         manifest = {
             "seq": generation.seq,
             "ntotal": len(generation.index),
@@ -136,16 +144,26 @@ class LiveIndex:
                 return None
             index = faiss.read_index(str(path))
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            log.warning("ignoring unreadable snapshot in %s: %s; rebuilding from SQL", directory, exc)
+            log.warning(
+                "ignoring unreadable snapshot in %s: %s; rebuilding from SQL", directory, exc
+            )
             return None
         if index.ntotal != manifest["ntotal"]:
-            log.warning("snapshot %s holds %d vectors, manifest says %d", path, index.ntotal, manifest["ntotal"])
+            log.warning(
+                "snapshot %s holds %d vectors, manifest says %d",
+                path,
+                index.ntotal,
+                manifest["ntotal"],
+            )
             return None
         self.snapshot_seq = int(manifest["seq"])
         return Generation(FlatIndex(self.collection.dim, index), int(manifest["seq"]))
 
     def _snapshot_problem(self, manifest: dict, path: Path) -> str | None:
-        if manifest.get("collection_id") != self.collection.id or manifest.get("dim") != self.collection.dim:
+        if (
+            manifest.get("collection_id") != self.collection.id
+            or manifest.get("dim") != self.collection.dim
+        ):
             return "it belongs to another collection"
         if manifest.get("model_spec") != self.collection.model_spec:
             return "it was built with another model"

@@ -48,9 +48,13 @@ def _open(source: Path | IO[bytes], max_pixels: int) -> DecodedImage:
                 rgb = _to_rgb(oriented)
                 rgb.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecodeError(f"image too large (decompression-bomb limit {max_pixels} px): {exc}") from exc
+        raise DecodeError(
+            f"image too large (decompression-bomb limit {max_pixels} px): {exc}"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise DecodeError("not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)") from exc
+        raise DecodeError(
+            "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise DecodeError(f"cannot decode image: {exc}") from exc
     return DecodedImage(rgb, rgb.width, rgb.height)

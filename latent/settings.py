@@ -19,12 +19,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ASSETSEARCH_", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".assetsearch"), description="Snapshots and the SQLite file.")
+    data_dir: Path = Field(
+        default=Path(".assetsearch"), description="Snapshots and the SQLite file."
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data dir."
     )
-    model: str = Field(default=DEFAULT_MODEL, description="open_clip model spec for new collections.")
-    collection: str = Field(default=DEFAULT_COLLECTION, description="Collection used when none is named.")
+    model: str = Field(
+        default=DEFAULT_MODEL, description="open_clip model spec for new collections."
+    )
+    collection: str = Field(
+        default=DEFAULT_COLLECTION, description="Collection used when none is named."
+    )
     host: str = "127.0.0.1"
     port: int = 50051
     server: str = Field(default="127.0.0.1:50051", description="Address the CLI client calls.")

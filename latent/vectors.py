@@ -7,7 +7,7 @@ changes to the copy and swaps the reference.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -59,7 +59,8 @@ class FlatIndex:
 
     def __init__(self, dim: int, index: faiss.Index | None = None) -> None:
         self.dim = dim
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        # faiss' SWIG classes are untyped; IndexIDMap2 carries the id_map we read back.
+        self._index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

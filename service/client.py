@@ -59,7 +59,9 @@ class SearchClient:
         elif asset_id is not None:
             query = pb.QueryTerm(asset_id=asset_id)
         else:
-            query = pb.QueryTerm(vector=pb.Vector(values=np.asarray(vector, dtype=np.float32).ravel().tolist()))
+            query = pb.QueryTerm(
+                vector=pb.Vector(values=np.asarray(vector, dtype=np.float32).ravel().tolist())
+            )
         request = pb.SearchRequest(collection=collection, query=query, top_k=top_k)
         return self._stub.Search(request, timeout=self.timeout)
 
@@ -69,7 +71,11 @@ class SearchClient:
 
     def list_collections(self) -> list[pb.Collection]:
         """Every collection the server knows."""
-        return list(self._stub.ListCollections(pb.ListCollectionsRequest(), timeout=self.timeout).collections)
+        return list(
+            self._stub.ListCollections(
+                pb.ListCollectionsRequest(), timeout=self.timeout
+            ).collections
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the channel connects.

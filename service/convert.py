@@ -35,10 +35,19 @@ def asset_message(a: AssetRecord) -> pb.Asset:
     mtime = timestamp_pb2.Timestamp()
     mtime.FromNanoseconds(a.mtime_ns)
     return pb.Asset(
-        id=a.id, collection=a.collection, uri=a.uri, content_hash=a.content_hash or "",
-        media_type=a.media_type, size_bytes=a.size, mtime=mtime, width=a.width or 0,
-        height=a.height or 0, state=STATES.get(a.state, pb.Asset.STATE_UNSPECIFIED),
-        error=a.error or "", metadata=struct(a.metadata), created_at=timestamp(a.created_at),
+        id=a.id,
+        collection=a.collection,
+        uri=a.uri,
+        content_hash=a.content_hash or "",
+        media_type=a.media_type,
+        size_bytes=a.size,
+        mtime=mtime,
+        width=a.width or 0,
+        height=a.height or 0,
+        state=STATES.get(a.state, pb.Asset.STATE_UNSPECIFIED),
+        error=a.error or "",
+        metadata=struct(a.metadata),
+        created_at=timestamp(a.created_at),
         updated_at=timestamp(a.updated_at),
     )
 
@@ -46,9 +55,15 @@ def asset_message(a: AssetRecord) -> pb.Asset:
 def collection_message(c: CollectionInfo, index_size: int, index_seq: int) -> pb.Collection:
     """The Collection message, with the served index generation's size and seq."""
     return pb.Collection(
-        name=c.name, model_spec=c.model_spec, dim=c.dim, metric=c.metric,
-        indexed=c.counts.get("indexed", 0), failed=c.counts.get("failed", 0),
-        deleted=c.counts.get("deleted", 0), index_size=index_size, index_seq=index_seq,
+        name=c.name,
+        model_spec=c.model_spec,
+        dim=c.dim,
+        metric=c.metric,
+        indexed=c.counts.get("indexed", 0),
+        failed=c.counts.get("failed", 0),
+        deleted=c.counts.get("deleted", 0),
+        index_size=index_size,
+        index_seq=index_seq,
     )
 
 

@@ -94,8 +94,13 @@ class IndexRegistry:
         self._loading.add(name)
         try:
             source = live.load()
-            log.info("collection %s: %d vectors from %s, seq %d", name, len(live.generation.index),
-                     source, live.generation.seq)
+            log.info(
+                "collection %s: %d vectors from %s, seq %d",
+                name,
+                len(live.generation.index),
+                source,
+                live.generation.seq,
+            )
             self._indexes[name] = live
         finally:
             self._loading.discard(name)

@@ -19,14 +19,19 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> None:
     if isinstance(exc, AssetSearchError):
         context.abort(exc.status, str(exc))
     log.exception("unexpected error in %s", method)
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}; see server log")
+    context.abort(
+        grpc.StatusCode.INTERNAL,
+        f"internal error in {method}: {type(exc).__name__}; see server log",
+    )
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Turns ``AssetSearchError`` into its status and anything else into a short INTERNAL."""
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Any], handler_call_details: grpc.HandlerCallDetails
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         handler = continuation(handler_call_details)
         if handler is None:
@@ -57,4 +62,3 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                 unary_stream, handler.request_deserializer, handler.response_serializer
             )
         return handler
-

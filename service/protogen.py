@@ -31,14 +31,21 @@ def generate(out_dir: Path) -> list[Path]:
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     args = [
-        "protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}", *protos,
+        "protoc",
+        f"-I{PROTOS}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        *protos,
     ]
     if protoc.main(args) != 0:
         raise RuntimeError("protoc failed")
     written = []
     for path in sorted(out_dir.rglob("*.py*")):
-        text = re.sub(r"^from assetsearch\.", f"from {PACKAGE}.assetsearch.", path.read_text(), flags=re.M)
+        text = re.sub(
+            r"^from assetsearch\.", f"from {PACKAGE}.assetsearch.", path.read_text(), flags=re.M
+        )
         path.write_text(text)
         written.append(path.relative_to(out_dir))
     for package in [out_dir, *(p for p in out_dir.rglob("*") if p.is_dir())]:

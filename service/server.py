@@ -28,13 +28,18 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SearchService"].full_name
 class AssetSearchServer:
     """The gRPC server of one process; ``start`` returns the bound port."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, encoders: EncoderCache | None = None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, encoders: EncoderCache | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.encoders = encoders or EncoderCache(batch_size=settings.batch_size)
         self.health = health.HealthServicer()
         self.indexes = IndexRegistry(
-            catalog, settings.data_dir / "snapshots", settings.poll_interval, on_ready=self._set_serving
+            catalog,
+            settings.data_dir / "snapshots",
+            settings.poll_interval,
+            on_ready=self._set_serving,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
@@ -52,11 +57,17 @@ class AssetSearchServer:
         self._set_serving(False)
 
     def _set_serving(self, ready: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
-    def start(self, host: str | None = None, port: int | None = None, wait_ready: bool = True) -> int:
+    def start(
+        self, host: str | None = None, port: int | None = None, wait_ready: bool = True
+    ) -> int:
         """Bind, start serving and load the indexes; returns the bound port.
 
         With ``wait_ready`` the indexes are loaded before returning; health reports

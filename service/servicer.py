@@ -24,7 +24,9 @@ DEFAULT_TOP_K = 10
 class SearchServicer(pb_grpc.SearchServiceServicer):
     """Implements ``assetsearch.v1.SearchService``; errors are mapped by the interceptor."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, indexes: IndexRegistry, encoders: EncoderCache) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, indexes: IndexRegistry, encoders: EncoderCache
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.indexes = indexes
@@ -44,8 +46,11 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         generation = live.generation
         hits = self._nearest(generation, vector, top_k)
         return pb.SearchResponse(
-            hits=hits, collection=collection.name, index_seq=generation.seq,
-            index_size=len(generation.index), took_ms=(time.perf_counter() - started) * 1000,
+            hits=hits,
+            collection=collection.name,
+            index_seq=generation.seq,
+            index_size=len(generation.index),
+            took_ms=(time.perf_counter() - started) * 1000,
         )
 
     def GetAsset(self, request: pb.GetAssetRequest, context: grpc.ServicerContext) -> pb.Asset:  # noqa: N802
@@ -68,7 +73,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
 
     def _top_k(self, requested: int) -> int:
         if requested < 0 or requested > self.settings.max_top_k:
-            raise InvalidArgument(f"top_k must be between 1 and {self.settings.max_top_k}, got {requested}")
+            raise InvalidArgument(
+                f"top_k must be between 1 and {self.settings.max_top_k}, got {requested}"
+            )
         return requested or DEFAULT_TOP_K
 
     def _nearest(self, generation: Generation, vector: np.ndarray, top_k: int) -> list[pb.Hit]:
@@ -87,7 +94,13 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
 def _hit(found: tuple, score: float) -> pb.Hit:
     asset, start, end = found
     return pb.Hit(
-        asset_id=asset.id, uri=asset.uri, score=score, media_type=asset.media_type,
-        width=asset.width or 0, height=asset.height or 0, segment_start=start, segment_end=end,
+        asset_id=asset.id,
+        uri=asset.uri,
+        score=score,
+        media_type=asset.media_type,
+        width=asset.width or 0,
+        height=asset.height or 0,
+        segment_start=start,
+        segment_end=end,
         metadata=struct(asset.metadata),
     )

@@ -1,0 +1,132 @@
+"""The ``assetsearch`` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.main import build_parser
+
+
+def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"assetsearch {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def env(settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ASSETSEARCH_DATA_DIR": str(settings.data_dir),
+        "ASSETSEARCH_DATABASE_URL": settings.resolved_database_url(),
+        "ASSETSEARCH_MODEL": settings.model,
+    }
+
+
+def _commands(parser) -> list[list[str]]:
+    """Every sub-command path of a parser, e.g. ["db", "upgrade"]."""
+    out: list[list[str]] = []
+    if parser._subparsers is None:
+        return out
+    for action in parser._subparsers._group_actions:
+        for name, sub in action.choices.items():
+            out.append([name])
+            out.extend([name, *rest] for rest in _commands(sub))
+    return out
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    commands = _commands(parser)
+    assert {"index", "serve", "search", "status", "db", "demo-library"} <= {c[0] for c in commands}
+    for command in commands:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([*command, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: assetsearch" in capsys.readouterr().out
+
+
+def test_index_status_and_search(env: dict[str, str], library: Path, server) -> None:
+    (library / "bad.png").write_bytes(b"garbage")
+    out = cli("index", str(library), env=env).stdout.strip().splitlines()[-1]
+    assert out.startswith("indexed 24, unchanged 0, failed 1, deleted 0 in ")
+    again = cli("index", str(library), env=env).stdout.strip().splitlines()[-1]
+    assert again.startswith("indexed 0, unchanged 25, failed 0, deleted 0 in ")
+
+    status = json.loads(cli("status", "--json", env=env).stdout)
+    counts = status["collections"]["default"]
+    assert (counts["indexed"], counts["failed"], counts["deleted"]) == (24, 1, 0)
+    assert counts["model_spec"] == env["ASSETSEARCH_MODEL"] and counts["dim"] == 64
+
+    server.indexes.sync()
+    address = f"127.0.0.1:{server.port}"
+    image = sorted(library.rglob("*.jpg"))[0]
+    lines = cli(
+        "search", "--image", str(image), "--server", address, "--json", "--top-k", "3", env=env
+    ).stdout
+    hits = [json.loads(line) for line in lines.splitlines()]
+    assert len(hits) == 3 and hits[0]["uri"] == image.as_uri()
+    assert {"asset_id", "uri", "score", "media_type"} <= hits[0].keys()
+
+    like = cli(
+        "search", "--like", str(hits[0]["asset_id"]), "--server", address, "--json", env=env
+    ).stdout
+    assert json.loads(like.splitlines()[0])["asset_id"] == hits[0]["asset_id"]
+    text = cli("search", "a small blue star", "--server", address, env=env).stdout
+    assert len(text.strip().splitlines()) == 10
+
+    vector = library.parent / "q.npy"
+    np.save(vector, np.ones(64, np.float32))
+    assert cli(
+        "search", "--vector-file", str(vector), "--server", address, "--json", env=env
+    ).stdout
+
+
+def test_user_errors_are_one_clear_line(
+    env: dict[str, str], tmp_path: Path, library: Path, server
+) -> None:
+    cli("index", str(library), env=env)
+    server.indexes.sync()
+    missing = cli("index", str(tmp_path / "nope"), env=env, check=False)
+    assert (
+        missing.returncode == 2
+        and "does not exist" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )
+    address = f"127.0.0.1:{server.port}"
+    unknown = cli("search", "--like", "999999", "--server", address, env=env, check=False)
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+    both = cli("search", "text", "--like", "1", "--server", address, env=env, check=False)
+    assert both.returncode == 2 and "exactly one" in both.stderr
+    np.save(tmp_path / "short.npy", np.ones(3, np.float32))
+    wrong = cli(
+        "search",
+        "--vector-file",
+        str(tmp_path / "short.npy"),
+        "--server",
+        address,
+        env=env,
+        check=False,
+    )
+    assert wrong.returncode == 1 and "INVALID_ARGUMENT" in wrong.stderr and "64" in wrong.stderr
+
+
+def test_db_upgrade_on_an_empty_database(env: dict[str, str]) -> None:
+    out = cli("db", "upgrade", env=env).stdout
+    assert "at revision 0001" in out

@@ -1,0 +1,84 @@
+"""The open_clip encoder: spec parsing, offline errors, checksums, normalised output."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latent.encoders import ModelSpec, load_encoder
+from latent.errors import InvalidArgument, ModelUnavailable
+from tests.conftest import draw_image
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline as HF_HUB_OFFLINE=1 makes it; the hub reads that variable only at import."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "target", "tag"),
+    [
+        ("ViT-B-32:laion2b_s34b_b79k", "pretrained", "ViT-B-32", "laion2b_s34b_b79k"),
+        ("hf-hub:org/repo", "hf-hub", "org/repo", ""),
+        ("local-dir:/models/x", "local-dir", "/models/x", ""),
+        ("builtin:demo", "builtin", "demo", ""),
+    ],
+)
+def test_spec_forms(spec: str, kind: str, target: str, tag: str) -> None:
+    parsed = ModelSpec.parse(spec)
+    assert (parsed.kind, parsed.target, parsed.tag) == (kind, target, tag)
+
+
+@pytest.mark.parametrize("spec", ["ViT-B-32", "", "local-dir:", ":tag"])
+def test_malformed_spec_is_refused(spec: str) -> None:
+    with pytest.raises(InvalidArgument):
+        ModelSpec.parse(spec)
+
+
+def test_outputs_are_unit_float32(encoder) -> None:
+    images = encoder.encode_images([draw_image(1), draw_image(2, (300, 40))])
+    texts = encoder.encode_texts(["a red circle", "a blue square on grass"])
+    for out in (images, texts):
+        assert out.dtype == np.float32 and out.shape == (2, encoder.dim)
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(images[0], images[1])
+
+
+def test_batches_give_the_same_vectors_as_one_by_one(tiny_model: str) -> None:
+    enc = load_encoder(tiny_model, batch_size=2)
+    images = [draw_image(i) for i in range(5)]
+    together = enc.encode_images(images)
+    alone = np.concatenate([enc.encode_images([im]) for im in images])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_hub_spec_offline_says_how_to_use_a_local_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    _offline(monkeypatch)
+    with pytest.raises(ModelUnavailable, match="local-dir:"):
+        load_encoder("hf-hub:assetsearch-test/does-not-exist")
+
+
+def test_pretrained_tag_offline_says_how_to_use_a_local_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _offline(monkeypatch)
+    with pytest.raises(ModelUnavailable, match="ASSETSEARCH_MODEL=local-dir"):
+        load_encoder("ViT-B-32:laion2b_s34b_b79k")
+
+
+def test_missing_local_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        load_encoder(f"local-dir:{tmp_path / 'nope'}")
+
+
+def test_recorded_checksum_mismatch_is_refused(tmp_path: Path, tiny_model: str) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model.removeprefix("local-dir:"), copy)
+    (copy / "open_clip_model.safetensors.sha256").write_text("0" * 64 + "\n")
+    with pytest.raises(ModelUnavailable, match="SHA-256"):
+        load_encoder(f"local-dir:{copy}")
