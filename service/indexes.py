@@ -35,6 +35,9 @@ class IndexRegistry:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._since_snapshot: dict[str, int] = {}
+        # One applier at a time (the tail thread, or a request naming a new collection);
+        # searches read the published generations without it.
+        self._sync_lock = threading.Lock()
 
     def start(self) -> None:
         """Load every collection, then tail the log in a daemon thread."""
@@ -66,7 +69,12 @@ class IndexRegistry:
         if name in self._loading:
             raise Unavailable(f"the index of collection {name!r} is loading; retry shortly")
         self.catalog.collection(name)  # raises NotFound for an unknown name
-        self.sync()
+        if not self._sync_lock.acquire(timeout=0.5):
+            raise Unavailable(f"the index of collection {name!r} is loading; retry shortly")
+        try:
+            self._sync()
+        finally:
+            self._sync_lock.release()
         if name not in self._indexes:
             raise NotFound(f"collection {name!r} does not exist")
         return self._indexes[name]
@@ -77,6 +85,10 @@ class IndexRegistry:
 
     def sync(self) -> None:
         """Pick up new collections and apply new change-log entries to every index."""
+        with self._sync_lock:
+            self._sync()
+
+    def _sync(self) -> None:
         for info in self.catalog.collections():
             live = self._indexes.get(info.name)
             if live is None:
