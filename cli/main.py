@@ -108,6 +108,7 @@ def _hit_dict(rank: int, hit: Any) -> dict[str, Any]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search a running server and print the hits."""
+    from latent.algebra import terms_from_expression
     from service.client import SearchClient
 
     settings = _settings(args)
@@ -120,8 +121,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         query["asset_id"] = args.like
     if args.vector_file is not None:
         query["vector"] = np.load(args.vector_file, allow_pickle=False)
+    if args.expr is not None:
+        query["terms"] = terms_from_expression(args.expr, lambda p: Path(p).read_bytes())
     if len(query) != 1:
-        print("error: give exactly one of TEXT, --image, --like or --vector-file", file=sys.stderr)
+        print(
+            "error: give exactly one of TEXT, --image, --like, --vector-file or --expr",
+            file=sys.stderr,
+        )
         return 2
     with SearchClient(settings.server) as client:
         response = client.search(top_k=args.top_k, collection=args.collection or "", **query)
@@ -242,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", type=int, metavar="ASSET_ID", help="search by an indexed asset")
     p.add_argument(
         "--vector-file", metavar="FILE.npy", help="search by a raw vector saved with numpy.save"
+    )
+    p.add_argument(
+        "--expr",
+        metavar="EXPR",
+        help="""a query expression, e.g. '"red circle" - "red" + 2*"blue"', asset:42, """
+        "image:a.jpg, 0.5*asset:7, parentheses",
     )
     p.add_argument("--top-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--collection", help="collection (default: the server's default)")

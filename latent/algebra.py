@@ -1,7 +1,9 @@
-"""Query terms and their embedding; the navigation issue grows this into full algebra."""
+"""Query algebra: weighted terms (text, image, asset, vector), embedded, summed, normalised."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,6 +12,7 @@ import numpy as np
 from latent.catalog import Catalog, CollectionInfo
 from latent.encoders import Encoder
 from latent.errors import DimensionMismatch, InvalidArgument
+from latent.expressions import parse_expression
 from latent.media import decode_image_bytes
 
 TermKind = Literal["text", "image", "asset", "vector"]
@@ -25,6 +28,7 @@ class Term:
     image: bytes = b""
     asset_id: int = 0
     vector: tuple[float, ...] = ()
+    weight: float = 1.0
 
 
 def normalise(vector: np.ndarray) -> np.ndarray:
@@ -87,3 +91,47 @@ def embed_term(
 def needs_encoder(term: Term) -> bool:
     """Whether embedding the term runs the model."""
     return term.kind in ("text", "image")
+
+
+def compose(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The unit vector of the weighted sum of unit term vectors.
+
+    Raises:
+        InvalidArgument: the terms cancel out (for example ``"red" - "red"``).
+    """
+    if not vectors:
+        raise InvalidArgument("the query has no terms")
+    total = np.zeros_like(vectors[0], dtype=np.float32)
+    for vector, weight in zip(vectors, weights, strict=True):
+        if not math.isfinite(weight):
+            raise InvalidArgument(f"term weight {weight} is not a finite number")
+        total += np.float32(weight) * vector
+    try:
+        return normalise(total)
+    except InvalidArgument:
+        raise InvalidArgument("the weighted terms cancel out: the query has no direction") from None
+
+
+def terms_from_expression(
+    text: str, read_image: Callable[[str], bytes] | None = None
+) -> list[Term]:
+    """Parse an expression into terms; ``image:PATH`` needs ``read_image``.
+
+    Raises:
+        ExpressionError: the expression is malformed.
+        InvalidArgument: it has an image term and no way to read images.
+    """
+    terms = []
+    for parsed in parse_expression(text):
+        if parsed.kind == "text":
+            terms.append(Term("text", text=str(parsed.value), weight=parsed.weight))
+        elif parsed.kind == "asset":
+            terms.append(Term("asset", asset_id=int(parsed.value), weight=parsed.weight))
+        elif read_image is None:
+            raise InvalidArgument(
+                f"image:{parsed.value} names a file the server cannot read; send the image "
+                "bytes as a term instead (the CLI does this for you)"
+            )
+        else:
+            terms.append(Term("image", image=read_image(str(parsed.value)), weight=parsed.weight))
+    return terms

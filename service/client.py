@@ -8,8 +8,10 @@ from typing import Any
 import grpc
 import numpy as np
 
+from latent.algebra import Term
 from service._pb.assetsearch.v1 import search_pb2 as pb
 from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
+from service.convert import term_message
 
 
 class SearchClient:
@@ -40,18 +42,30 @@ class SearchClient:
         image: bytes | None = None,
         asset_id: int | None = None,
         vector: Sequence[float] | np.ndarray | None = None,
+        terms: Sequence[Term] | None = None,
+        expression: str | None = None,
         top_k: int = 10,
         collection: str = "",
     ) -> pb.SearchResponse:
-        """Search by exactly one of text, image bytes, asset id or vector.
+        """Search by exactly one of text, image bytes, asset id, vector, terms or expression.
 
         Raises:
             ValueError: not exactly one query was given.
             grpc.RpcError: the server refused the call (its status says why).
         """
-        given = [x is not None for x in (text, image, asset_id, vector)]
+        given = [x is not None for x in (text, image, asset_id, vector, terms, expression)]
         if sum(given) != 1:
-            raise ValueError("give exactly one of text, image, asset_id or vector")
+            raise ValueError(
+                "give exactly one of text, image, asset_id, vector, terms or expression"
+            )
+        if terms is not None:
+            request = pb.SearchRequest(
+                collection=collection, terms=[term_message(t) for t in terms], top_k=top_k
+            )
+            return self._stub.Search(request, timeout=self.timeout)
+        if expression is not None:
+            request = pb.SearchRequest(collection=collection, expression=expression, top_k=top_k)
+            return self._stub.Search(request, timeout=self.timeout)
         if text is not None:
             query = pb.QueryTerm(text=text)
         elif image is not None:

@@ -74,12 +74,24 @@ def term_from_message(query: pb.QueryTerm) -> Term:
         InvalidArgument: no term kind is set.
     """
     kind = query.WhichOneof("kind")
+    weight = query.weight if query.HasField("weight") else 1.0
     if kind == "text":
-        return Term("text", text=query.text)
+        return Term("text", text=query.text, weight=weight)
     if kind == "image":
-        return Term("image", image=query.image)
+        return Term("image", image=query.image, weight=weight)
     if kind == "asset_id":
-        return Term("asset", asset_id=query.asset_id)
+        return Term("asset", asset_id=query.asset_id, weight=weight)
     if kind == "vector":
-        return Term("vector", vector=tuple(query.vector.values))
-    raise InvalidArgument("query is empty: set one of text, image, asset_id or vector")
+        return Term("vector", vector=tuple(query.vector.values), weight=weight)
+    raise InvalidArgument("query term is empty: set one of text, image, asset_id or vector")
+
+
+def term_message(term: Term) -> pb.QueryTerm:
+    """The QueryTerm message of a term."""
+    if term.kind == "text":
+        return pb.QueryTerm(text=term.text, weight=term.weight)
+    if term.kind == "image":
+        return pb.QueryTerm(image=term.image, weight=term.weight)
+    if term.kind == "asset":
+        return pb.QueryTerm(asset_id=term.asset_id, weight=term.weight)
+    return pb.QueryTerm(vector=pb.Vector(values=list(term.vector)), weight=term.weight)

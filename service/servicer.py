@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import grpc
 import numpy as np
 
-from latent.algebra import embed_term, needs_encoder
+from latent.algebra import Term, compose, embed_term, needs_encoder, terms_from_expression
 from latent.catalog import Catalog
 from latent.encoders import EncoderCache
 from latent.errors import InvalidArgument
+from latent.expressions import MAX_TERMS
 from latent.live import Generation
 from latent.settings import Settings
 from service._pb.assetsearch.v1 import search_pb2 as pb
@@ -36,13 +38,17 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         """Nearest assets to one query term."""
         started = time.perf_counter()
         top_k = self._top_k(request.top_k)
-        if not request.HasField("query"):
-            raise InvalidArgument("query is required: set one of text, image, asset_id or vector")
-        term = term_from_message(request.query)
+        terms = self._terms(request)
         live = self.indexes.get(request.collection or self.settings.collection)
         collection = live.collection
-        encoder = self.encoders.get(collection.model_spec) if needs_encoder(term) else None
-        vector = embed_term(term, self.catalog, collection, encoder, self.settings.max_image_pixels)
+        encoder = (
+            self.encoders.get(collection.model_spec) if any(map(needs_encoder, terms)) else None
+        )
+        vectors = [
+            embed_term(t, self.catalog, collection, encoder, self.settings.max_image_pixels)
+            for t in terms
+        ]
+        vector = compose(vectors, [t.weight for t in terms])
         generation = live.generation
         hits = self._nearest(generation, vector, top_k)
         return pb.SearchResponse(
@@ -70,6 +76,23 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             size, seq = (len(live.generation.index), live.generation.seq) if live else (0, 0)
             out.append(collection_message(info, size, seq))
         return pb.ListCollectionsResponse(collections=out)
+
+    def _terms(self, request: pb.SearchRequest) -> list[Term]:
+        given = [request.HasField("query"), len(request.terms) > 0, bool(request.expression)]
+        if sum(given) != 1:
+            raise InvalidArgument(
+                "set exactly one of query, terms or expression (a query term is text, image, "
+                "asset_id or vector)"
+            )
+        if request.HasField("query"):
+            return [replace(term_from_message(request.query), weight=1.0)]
+        if request.terms:
+            if len(request.terms) > MAX_TERMS:
+                raise InvalidArgument(
+                    f"at most {MAX_TERMS} terms per query, got {len(request.terms)}"
+                )
+            return [term_from_message(t) for t in request.terms]
+        return terms_from_expression(request.expression)
 
     def _top_k(self, requested: int) -> int:
         if requested < 0 or requested > self.settings.max_top_k:

@@ -185,3 +185,55 @@ def test_query_image_formats(client: SearchClient, indexed: Path) -> None:
     buffer = io.BytesIO()
     draw_image(3).convert("RGBA").save(buffer, format="WEBP")
     assert client.search(image=buffer.getvalue(), top_k=1).hits
+
+
+def test_weighted_terms_move_the_query(client: SearchClient, indexed: Path) -> None:
+    from latent.algebra import Term
+
+    hits = client.search(text="anything", top_k=24).hits
+    a, b = hits[0].asset_id, hits[-1].asset_id
+    # a - a + b is b: the weights really subtract
+    moved = client.search(
+        terms=[
+            Term("asset", asset_id=a),
+            Term("asset", asset_id=a, weight=-1),
+            Term("asset", asset_id=b),
+        ],
+        top_k=1,
+    ).hits
+    assert moved[0].asset_id == b
+    same = client.search(expression=f"asset:{a} - asset:{a} + 0.5*asset:{b}", top_k=1).hits
+    assert same[0].asset_id == b
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ('"red" - "red"', "cancel out"),
+        ('"red" +', "column 8"),
+        ("image:/etc/hostname", "cannot read"),
+        ("asset:999999", "999999"),
+    ],
+)
+def test_bad_expressions_are_invalid_or_not_found(
+    client: SearchClient, indexed: Path, expression, words
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.search(expression=expression)
+    assert err.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+    assert words in err.value.details()
+
+
+def test_exactly_one_query_form(server, indexed: Path) -> None:
+    from service._pb.assetsearch.v1 import search_pb2 as pb
+    from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = pb_grpc.SearchServiceStub(channel)
+        both = pb.SearchRequest(query=pb.QueryTerm(text="a"), expression='"b"')
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Search(both)
+        assert (
+            err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            and "exactly one" in err.value.details()
+        )

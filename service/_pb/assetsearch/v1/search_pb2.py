@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61ssetsearch/v1/search.proto\x12\x0e\x61ssetsearch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"r\n\tQueryTerm\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x0f\n\x05image\x18\x02 \x01(\x0cH\x00\x12\x12\n\x08\x61sset_id\x18\x03 \x01(\x03H\x00\x12(\n\x06vector\x18\x04 \x01(\x0b\x32\x16.assetsearch.v1.VectorH\x00\x42\x06\n\x04kind\"\\\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12(\n\x05query\x18\x02 \x01(\x0b\x32\x19.assetsearch.v1.QueryTerm\x12\r\n\x05top_k\x18\x03 \x01(\x05\"\xe9\x01\n\x03Hit\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\x03\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x1a\n\rsegment_start\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0bsegment_end\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.StructB\x10\n\x0e_segment_startB\x0e\n\x0c_segment_end\"\x7f\n\x0eSearchResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.assetsearch.v1.Hit\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x11\n\tindex_seq\x18\x03 \x01(\x03\x12\x12\n\nindex_size\x18\x04 \x01(\x03\x12\x0f\n\x07took_ms\x18\x05 \x01(\x01\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\x03\"\xc8\x03\n\x05\x41sset\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12)\n\x05mtime\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x12*\n\x05state\x18\n \x01(\x0e\x32\x1b.assetsearch.v1.Asset.State\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07INDEXED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0b\n\x07\x44\x45LETED\x10\x03\"\x18\n\x16ListCollectionsRequest\"\xa4\x01\n\nCollection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmodel_spec\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x0e\n\x06metric\x18\x04 \x01(\t\x12\x0f\n\x07indexed\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\x03\x12\x12\n\nindex_size\x18\x08 \x01(\x03\x12\x11\n\tindex_seq\x18\t \x01(\x03\"J\n\x17ListCollectionsResponse\x12/\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1a.assetsearch.v1.Collection2\x80\x02\n\rSearchService\x12G\n\x06Search\x12\x1d.assetsearch.v1.SearchRequest\x1a\x1e.assetsearch.v1.SearchResponse\x12\x42\n\x08GetAsset\x12\x1f.assetsearch.v1.GetAssetRequest\x1a\x15.assetsearch.v1.Asset\x12\x62\n\x0fListCollections\x12&.assetsearch.v1.ListCollectionsRequest\x1a\'.assetsearch.v1.ListCollectionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61ssetsearch/v1/search.proto\x12\x0e\x61ssetsearch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x92\x01\n\tQueryTerm\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x0f\n\x05image\x18\x02 \x01(\x0cH\x00\x12\x12\n\x08\x61sset_id\x18\x03 \x01(\x03H\x00\x12(\n\x06vector\x18\x04 \x01(\x0b\x32\x16.assetsearch.v1.VectorH\x00\x12\x13\n\x06weight\x18\x05 \x01(\x02H\x01\x88\x01\x01\x42\x06\n\x04kindB\t\n\x07_weight\"\x9a\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12(\n\x05query\x18\x02 \x01(\x0b\x32\x19.assetsearch.v1.QueryTerm\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12(\n\x05terms\x18\x04 \x03(\x0b\x32\x19.assetsearch.v1.QueryTerm\x12\x12\n\nexpression\x18\x05 \x01(\t\"\xe9\x01\n\x03Hit\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\x03\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x12\n\nmedia_type\x18\x04 \x01(\t\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x1a\n\rsegment_start\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0bsegment_end\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.StructB\x10\n\x0e_segment_startB\x0e\n\x0c_segment_end\"\x7f\n\x0eSearchResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.assetsearch.v1.Hit\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x11\n\tindex_seq\x18\x03 \x01(\x03\x12\x12\n\nindex_size\x18\x04 \x01(\x03\x12\x0f\n\x07took_ms\x18\x05 \x01(\x01\"#\n\x0fGetAssetRequest\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\x03\"\xc8\x03\n\x05\x41sset\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12)\n\x05mtime\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x12*\n\x05state\x18\n \x01(\x0e\x32\x1b.assetsearch.v1.Asset.State\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07INDEXED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\x0b\n\x07\x44\x45LETED\x10\x03\"\x18\n\x16ListCollectionsRequest\"\xa4\x01\n\nCollection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmodel_spec\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x0e\n\x06metric\x18\x04 \x01(\t\x12\x0f\n\x07indexed\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\x03\x12\x12\n\nindex_size\x18\x08 \x01(\x03\x12\x11\n\tindex_seq\x18\t \x01(\x03\"J\n\x17ListCollectionsResponse\x12/\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1a.assetsearch.v1.Collection2\x80\x02\n\rSearchService\x12G\n\x06Search\x12\x1d.assetsearch.v1.SearchRequest\x1a\x1e.assetsearch.v1.SearchResponse\x12\x42\n\x08GetAsset\x12\x1f.assetsearch.v1.GetAssetRequest\x1a\x15.assetsearch.v1.Asset\x12\x62\n\x0fListCollections\x12&.assetsearch.v1.ListCollectionsRequest\x1a\'.assetsearch.v1.ListCollectionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VECTOR']._serialized_start=110
   _globals['_VECTOR']._serialized_end=134
-  _globals['_QUERYTERM']._serialized_start=136
-  _globals['_QUERYTERM']._serialized_end=250
-  _globals['_SEARCHREQUEST']._serialized_start=252
-  _globals['_SEARCHREQUEST']._serialized_end=344
-  _globals['_HIT']._serialized_start=347
-  _globals['_HIT']._serialized_end=580
-  _globals['_SEARCHRESPONSE']._serialized_start=582
-  _globals['_SEARCHRESPONSE']._serialized_end=709
-  _globals['_GETASSETREQUEST']._serialized_start=711
-  _globals['_GETASSETREQUEST']._serialized_end=746
-  _globals['_ASSET']._serialized_start=749
-  _globals['_ASSET']._serialized_end=1205
-  _globals['_ASSET_STATE']._serialized_start=1137
-  _globals['_ASSET_STATE']._serialized_end=1205
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1207
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1231
-  _globals['_COLLECTION']._serialized_start=1234
-  _globals['_COLLECTION']._serialized_end=1398
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1400
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1474
-  _globals['_SEARCHSERVICE']._serialized_start=1477
-  _globals['_SEARCHSERVICE']._serialized_end=1733
+  _globals['_QUERYTERM']._serialized_start=137
+  _globals['_QUERYTERM']._serialized_end=283
+  _globals['_SEARCHREQUEST']._serialized_start=286
+  _globals['_SEARCHREQUEST']._serialized_end=440
+  _globals['_HIT']._serialized_start=443
+  _globals['_HIT']._serialized_end=676
+  _globals['_SEARCHRESPONSE']._serialized_start=678
+  _globals['_SEARCHRESPONSE']._serialized_end=805
+  _globals['_GETASSETREQUEST']._serialized_start=807
+  _globals['_GETASSETREQUEST']._serialized_end=842
+  _globals['_ASSET']._serialized_start=845
+  _globals['_ASSET']._serialized_end=1301
+  _globals['_ASSET_STATE']._serialized_start=1233
+  _globals['_ASSET_STATE']._serialized_end=1301
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1303
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1327
+  _globals['_COLLECTION']._serialized_start=1330
+  _globals['_COLLECTION']._serialized_end=1494
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1496
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1570
+  _globals['_SEARCHSERVICE']._serialized_start=1573
+  _globals['_SEARCHSERVICE']._serialized_end=1829
 # @@protoc_insertion_point(module_scope)

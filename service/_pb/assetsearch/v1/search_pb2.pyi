@@ -18,26 +18,32 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class QueryTerm(_message.Message):
-    __slots__ = ("text", "image", "asset_id", "vector")
+    __slots__ = ("text", "image", "asset_id", "vector", "weight")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     asset_id: int
     vector: Vector
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., asset_id: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+    weight: float
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., asset_id: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "top_k")
+    __slots__ = ("collection", "query", "top_k", "terms", "expression")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: QueryTerm
     top_k: int
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[QueryTerm, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    terms: _containers.RepeatedCompositeFieldContainer[QueryTerm]
+    expression: str
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[QueryTerm, _Mapping]] = ..., top_k: _Optional[int] = ..., terms: _Optional[_Iterable[_Union[QueryTerm, _Mapping]]] = ..., expression: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("asset_id", "uri", "score", "media_type", "width", "height", "segment_start", "segment_end", "metadata")
