@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
     settings = Settings()
+    settings.apply_threads()
 
     if not (args.library / "labels.jsonl").exists():
         from latent.demo_world import generate_library

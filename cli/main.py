@@ -32,11 +32,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port",
         "server",
         "batch_size",
+        "threads",
     ):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    settings.apply_threads()
+    return settings
 
 
 def _catalog(settings: Settings) -> Any:
@@ -233,12 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="model spec for a new collection (ASSETSEARCH_MODEL)")
     p.add_argument("--batch-size", type=int, help="images per encoder batch (default 32)")
+    p.add_argument(
+        "--threads", type=int, help="torch/FAISS threads (ASSETSEARCH_THREADS; 0: default)"
+    )
     _common(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("serve", help="serve the gRPC API")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 50051; 0 picks a free one)")
+    p.add_argument(
+        "--threads", type=int, help="torch/FAISS threads (ASSETSEARCH_THREADS; 0: default)"
+    )
     _common(p)
     p.set_defaults(func=cmd_serve)
 

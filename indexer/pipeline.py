@@ -6,10 +6,12 @@ import hashlib
 import io
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from latent.media import DecodedImage, DecodeError, decode_image_file
 log = logging.getLogger(__name__)
 
 EncoderFactory = Callable[[str], Encoder]
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass
@@ -170,10 +174,11 @@ class Indexer:
     def _encode_and_commit(
         self, collection: CollectionInfo, todo: Iterator[ScannedFile], summary: Summary
     ) -> None:
-        # Two threads read and decode ahead while this thread encodes and commits.
+        # Two threads read and decode at most two batches ahead while this thread encodes
+        # and commits: memory stays bounded however large the library.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
             batch: list[_Prepared] = []
-            for prepared in pool.map(self._prepare, todo):
+            for prepared in _bounded_map(pool, self._prepare, todo, 2 * self.batch_size):
                 batch.append(prepared)
                 if len(batch) >= self.batch_size:
                     self._commit_batch(collection, batch, summary)
@@ -227,6 +232,19 @@ class Indexer:
                 summary.indexed += 1
         self.catalog.commit(collection, writes)
         self._tick(len(batch))
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[A], R], items: Iterable[A], window: int
+) -> Iterator[R]:
+    """Like ``pool.map``, in order, but never more than ``window`` calls ahead."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _safe_hash(path: Path) -> str | None:

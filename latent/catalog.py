@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -36,6 +37,7 @@ from latent.errors import DimensionMismatch, FailedPrecondition, NotFound
 from latent.schema import Asset, Change, Collection, Embedding
 from migrations import SCRIPT_LOCATION
 
+IN_CHUNK = 500  # ids per IN (...) list: well under every backend's bound-parameter limit
 STORE_DTYPE = np.dtype("<f2")  # embeddings are stored as float16: half the bytes, ~1e-3 error
 
 
@@ -311,7 +313,9 @@ class Catalog:
         """Write assets, their vectors and change-log rows in one transaction.
 
         A write replaces any earlier asset with the same uri (its old vectors are logged
-        as deleted); a delete marks the asset ``deleted`` and drops its vectors.
+        as deleted; of two writes of one uri the last wins); a delete marks the asset
+        ``deleted`` and drops its vectors. The work is a handful of set-wise statements
+        per call, not per asset.
 
         Returns:
             The asset ids of ``writes``, in order.
@@ -328,99 +332,112 @@ class Catalog:
                     f"{w.uri}: vectors of shape {w.vectors.shape}, collection "
                     f"{collection.name!r} is {collection.dim}-d"
                 )
+        deletes = list(deletes)
         with self._writer.begin() as conn:
             self._lock_collection(conn, collection.id)
-            ids = [self._write_asset(conn, collection.id, w) for w in writes]
-            for uri in deletes:
-                self._delete_asset(conn, collection.id, uri)
-        return ids
+            ids = self._write_assets(conn, collection.id, writes) if writes else {}
+            if deletes:
+                self._delete_assets(conn, collection.id, deletes)
+        return [ids[w.uri] for w in writes]
 
     def _lock_collection(self, conn: Connection, collection_id: int) -> None:
         # FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers.
         conn.execute(select(Collection.id).where(Collection.id == collection_id).with_for_update())
 
-    def _drop_vectors(self, conn: Connection, collection_id: int, asset_id: int) -> None:
-        old = (
-            conn.execute(select(Embedding.id).where(Embedding.asset_id == asset_id)).scalars().all()
-        )
-        if not old:
-            return
-        conn.execute(delete(Embedding).where(Embedding.asset_id == asset_id))
-        conn.execute(
-            insert(Change),
-            [
-                dict(collection_id=collection_id, op="delete", embedding_id=e, asset_id=asset_id)
-                for e in old
-            ],
-        )
-
-    def _write_asset(self, conn: Connection, collection_id: int, w: AssetWrite) -> int:
-        values = dict(
-            content_hash=w.content_hash,
-            media_type=w.media_type,
-            size=w.size,
-            mtime_ns=w.mtime_ns,
-            width=w.width,
-            height=w.height,
-            state=w.state,
-            error=w.error,
-            user_metadata=w.metadata,
-        )
-        asset_id = conn.execute(
-            select(Asset.id).where(Asset.collection_id == collection_id, Asset.uri == w.uri)
-        ).scalar()
-        if asset_id is None:
-            asset_id = conn.execute(
-                insert(Asset)
-                .values(collection_id=collection_id, uri=w.uri, **values)
-                .returning(Asset.id)
-            ).scalar_one()
-        else:
-            self._drop_vectors(conn, collection_id, asset_id)
-            conn.execute(
-                update(Asset).where(Asset.id == asset_id).values(updated_at=func.now(), **values)
+    def _asset_ids(
+        self, conn: Connection, collection_id: int, uris: Sequence[str]
+    ) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(uris), IN_CHUNK):
+            stmt = select(Asset.uri, Asset.id).where(
+                Asset.collection_id == collection_id, Asset.uri.in_(uris[start : start + IN_CHUNK])
             )
-        if w.vectors is not None and len(w.vectors):
+            found.update({r.uri: r.id for r in conn.execute(stmt)})
+        return found
+
+    def _drop_vectors(self, conn: Connection, collection_id: int, asset_ids: Sequence[int]) -> None:
+        """Delete the assets' embeddings and log each as deleted."""
+        for start in range(0, len(asset_ids), IN_CHUNK):
+            chunk = asset_ids[start : start + IN_CHUNK]
+            old = conn.execute(
+                select(Embedding.id, Embedding.asset_id).where(Embedding.asset_id.in_(chunk))
+            ).all()
+            if not old:
+                continue
+            conn.execute(delete(Embedding).where(Embedding.asset_id.in_(chunk)))
+            conn.execute(
+                insert(Change),
+                [
+                    dict(collection_id=collection_id, op="delete", embedding_id=e, asset_id=a)
+                    for e, a in old
+                ],
+            )
+
+    def _write_assets(
+        self, conn: Connection, collection_id: int, writes: list[AssetWrite]
+    ) -> dict[str, int]:
+        latest = {w.uri: w for w in writes}
+        ids = self._asset_ids(conn, collection_id, list(latest))
+        self._drop_vectors(conn, collection_id, list(ids.values()))
+        if ids:
+            conn.execute(
+                update(Asset).where(Asset.id == bindparam("b_id")).values(updated_at=func.now()),
+                [{"b_id": ids[uri], **_asset_values(w)} for uri, w in latest.items() if uri in ids],
+            )
+        new = [w for uri, w in latest.items() if uri not in ids]
+        if new:
+            rows = conn.execute(
+                insert(Asset).returning(Asset.id, Asset.uri, sort_by_parameter_order=True),
+                [dict(collection_id=collection_id, uri=w.uri, **_asset_values(w)) for w in new],
+            ).all()
+            ids.update({r.uri: r.id for r in rows})
+        self._insert_vectors(conn, collection_id, [(ids[uri], w) for uri, w in latest.items()])
+        return ids
+
+    def _insert_vectors(
+        self, conn: Connection, collection_id: int, owned: list[tuple[int, AssetWrite]]
+    ) -> None:
+        rows = []
+        for asset_id, w in owned:
+            if w.vectors is None or not len(w.vectors):
+                continue
             segments = w.segments or [(None, None)] * len(w.vectors)
-            rows = [
+            rows += [
                 dict(
                     collection_id=collection_id,
                     asset_id=asset_id,
                     vector=encode_vector(v),
                     dtype=STORE_DTYPE.str,
-                    segment_start=s,
-                    segment_end=e,
+                    segment_start=start,
+                    segment_end=end,
                 )
-                for v, (s, e) in zip(w.vectors, segments, strict=True)
+                for v, (start, end) in zip(w.vectors, segments, strict=True)
             ]
-            emb_ids = (
-                conn.execute(
-                    insert(Embedding).returning(Embedding.id, sort_by_parameter_order=True), rows
-                )
-                .scalars()
-                .all()
-            )
-            conn.execute(
-                insert(Change),
-                [
-                    dict(collection_id=collection_id, op="add", embedding_id=e, asset_id=asset_id)
-                    for e in emb_ids
-                ],
-            )
-        return int(asset_id)
-
-    def _delete_asset(self, conn: Connection, collection_id: int, uri: str) -> None:
-        asset_id = conn.execute(
-            select(Asset.id).where(Asset.collection_id == collection_id, Asset.uri == uri)
-        ).scalar()
-        if asset_id is None:
+        if not rows:
             return
-        self._drop_vectors(conn, collection_id, asset_id)
+        added = conn.execute(
+            insert(Embedding).returning(
+                Embedding.id, Embedding.asset_id, sort_by_parameter_order=True
+            ),
+            rows,
+        ).all()
         conn.execute(
-            update(Asset)
-            .where(Asset.id == asset_id)
-            .values(state="deleted", error=None, updated_at=func.now())
+            insert(Change),
+            [
+                dict(collection_id=collection_id, op="add", embedding_id=e, asset_id=a)
+                for e, a in added
+            ],
         )
+
+    def _delete_assets(self, conn: Connection, collection_id: int, uris: list[str]) -> None:
+        ids = list(self._asset_ids(conn, collection_id, uris).values())
+        self._drop_vectors(conn, collection_id, ids)
+        for start in range(0, len(ids), IN_CHUNK):
+            conn.execute(
+                update(Asset)
+                .where(Asset.id.in_(ids[start : start + IN_CHUNK]))
+                .values(state="deleted", error=None, updated_at=func.now())
+            )
 
     # -- the service's side -------------------------------------------------------------
 
@@ -556,6 +573,20 @@ class Catalog:
 
 
 _ASSET_COLUMNS = (*Asset.__table__.c, Collection.name.label("collection_name"))
+
+
+def _asset_values(w: AssetWrite) -> dict[str, Any]:
+    return dict(
+        content_hash=w.content_hash,
+        media_type=w.media_type,
+        size=w.size,
+        mtime_ns=w.mtime_ns,
+        width=w.width,
+        height=w.height,
+        state=w.state,
+        error=w.error,
+        user_metadata=w.metadata,
+    )
 
 
 def _record(a: Any) -> AssetRecord:

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     max_top_k: int = Field(default=1000, ge=1)
     threads: int = Field(default=0, ge=0, description="torch/FAISS threads; 0 keeps the default.")
 
+    def apply_threads(self) -> None:
+        """Apply ``threads`` to torch and FAISS (process-wide; 0 keeps their defaults)."""
+        if self.threads:
+            import faiss
+            import torch
+
+            torch.set_num_threads(self.threads)
+            faiss.omp_set_num_threads(self.threads)
+
     def resolved_database_url(self) -> str:
         """The catalog URL: the configured one or a SQLite file under the data dir."""
         if self.database_url:
