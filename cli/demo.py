@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from indexer.metadata import load_metadata
 from indexer.pipeline import Indexer
 from latent.catalog import Catalog
 from latent.encoders import EncoderCache
@@ -60,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     encoders = EncoderCache(batch_size=settings.batch_size)
     print(f"indexing with model {settings.model} ...", flush=True)
     summary = Indexer(
-        catalog, encoders.get, settings.collection, settings.model, batch_size=settings.batch_size
+        catalog,
+        encoders.get,
+        settings.collection,
+        settings.model,
+        batch_size=settings.batch_size,
+        metadata=load_metadata(args.library / "labels.jsonl"),
     ).run([args.library])
     print(summary)
 

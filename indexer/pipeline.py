@@ -7,13 +7,11 @@ import io
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-import numpy as np
+from typing import Any, TypeVar
 
 from indexer.scan import ScannedFile, resolve_root, root_prefix, scan
 from latent.catalog import AssetWrite, Catalog, CollectionInfo, FileState
@@ -76,6 +74,7 @@ class Indexer:
         batch_size: int = 32,
         max_pixels: int = 64_000_000,
         progress: Callable[[int], None] | None = None,
+        metadata: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.encoder_factory = encoder_factory
@@ -84,7 +83,9 @@ class Indexer:
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.progress = progress
+        self.metadata = metadata or {}  # uri -> user metadata; files not named keep theirs
         self._encoder: Encoder | None = None
+        self._known: dict[str, FileState] = {}
 
     def _collection(self, model_explicit: bool) -> CollectionInfo:
         existing = self.catalog.find_collection(self.collection_name)
@@ -121,10 +122,17 @@ class Indexer:
         return summary
 
     def _index_root(self, collection: CollectionInfo, root: Path, summary: Summary) -> None:
-        known = self.catalog.file_states(collection.id, root_prefix(root))
+        known = self._known = self.catalog.file_states(collection.id, root_prefix(root))
         seen: set[str] = set()
         todo = self._diff(collection, scan(root), known, seen, summary)
         self._encode_and_commit(collection, todo, summary)
+        self.catalog.set_metadata(
+            {
+                s.asset_id: self.metadata[uri]
+                for uri, s in known.items()
+                if uri in seen and uri in self.metadata and self.metadata[uri] != s.metadata
+            }
+        )
         vanished = [uri for uri, s in known.items() if uri not in seen and s.state != "deleted"]
         for start in range(0, len(vanished), 1000):
             self.catalog.commit(collection, [], vanished[start : start + 1000])
@@ -186,50 +194,39 @@ class Indexer:
             if batch:
                 self._commit_batch(collection, batch, summary)
 
+    def _metadata_of(self, uri: str) -> dict[str, Any]:
+        if uri in self.metadata:
+            return self.metadata[uri]
+        known = self._known.get(uri)
+        return known.metadata if known else {}
+
     def _commit_batch(
         self, collection: CollectionInfo, batch: list[_Prepared], summary: Summary
     ) -> None:
-        good = [p for p in batch if p.image is not None]
-        vectors = (
-            self.encoder(collection.model_spec).encode_images(
-                [p.image.image for p in good if p.image]
-            )
-            if good
-            else np.zeros((0, collection.dim), np.float32)
-        )
-        rows = iter(vectors)
+        images = [p.image.image for p in batch if p.image is not None]
+        encoder = self.encoder(collection.model_spec) if images else None
+        rows = iter(encoder.encode_images(images) if encoder else [])
         writes = []
         for p in batch:
             f = p.file
+            write = AssetWrite(
+                f.uri,
+                f.media_type,
+                f.size,
+                f.mtime_ns,
+                p.content_hash,
+                metadata=self._metadata_of(f.uri),
+            )
             if p.image is None:
-                writes.append(
-                    AssetWrite(
-                        f.uri,
-                        f.media_type,
-                        f.size,
-                        f.mtime_ns,
-                        p.content_hash,
-                        state="failed",
-                        error=p.error,
-                    )
-                )
+                write.state, write.error = "failed", p.error
                 summary.failed += 1
                 summary.failures.append((str(f.path), p.error or "unknown error"))
                 log.info("failed: %s: %s", f.path, p.error)
             else:
-                writes.append(
-                    AssetWrite(
-                        f.uri,
-                        f.media_type,
-                        f.size,
-                        f.mtime_ns,
-                        p.content_hash,
-                        width=p.image.width,
-                        height=p.image.height,
-                        vectors=next(rows)[None, :],
-                    )
-                )
+                write.width, write.height = p.image.width, p.image.height
+                write.vectors = next(rows)[None, :]
                 summary.indexed += 1
+            writes.append(write)
         self.catalog.commit(collection, writes)
         self._tick(len(batch))
 

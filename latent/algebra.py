@@ -15,13 +15,13 @@ from latent.errors import DimensionMismatch, InvalidArgument
 from latent.expressions import parse_expression
 from latent.media import decode_image_bytes
 
-TermKind = Literal["text", "image", "asset", "vector"]
+TermKind = Literal["text", "image", "asset", "vector", "direction"]
 MAX_TEXT_CHARS = 2000
 
 
 @dataclass(frozen=True)
 class Term:
-    """One thing to search by: text, image bytes, an asset id or a raw vector."""
+    """One weighted thing to search by: text, image bytes, an asset id, a vector or a direction."""
 
     kind: TermKind
     text: str = ""
@@ -29,6 +29,21 @@ class Term:
     asset_id: int = 0
     vector: tuple[float, ...] = ()
     weight: float = 1.0
+    direction: str = ""
+
+    def describe(self) -> str:
+        """A short readable form, as in an expression."""
+        if self.kind == "text":
+            body = '"' + self.text.replace('"', '\\"') + '"'
+        elif self.kind == "image":
+            body = f"image[{len(self.image)} bytes]"
+        elif self.kind == "asset":
+            body = f"asset:{self.asset_id}"
+        elif self.kind == "direction":
+            body = f"dir:{self.direction}"
+        else:
+            body = f"vector[{len(self.vector)}]"
+        return body if self.weight == 1.0 else f"{self.weight:g}*{body}"
 
 
 def normalise(vector: np.ndarray) -> np.ndarray:
@@ -58,7 +73,7 @@ def embed_term(
     Raises:
         InvalidArgument: the term is empty or malformed.
         DimensionMismatch: a raw vector has the wrong dimension.
-        NotFound: an asset term names an unknown asset or one of another collection.
+        NotFound: an asset or direction term names something unknown.
     """
     if term.kind == "text":
         text = term.text.strip()
@@ -80,6 +95,8 @@ def embed_term(
                 f"not {collection.name!r}"
             )
         return catalog.asset_vector(term.asset_id, collection.dim)
+    if term.kind == "direction":
+        return normalise(catalog.direction(collection, term.direction).vector)
     if len(term.vector) != collection.dim:
         raise DimensionMismatch(
             f"query vector has {len(term.vector)} dimensions; collection {collection.name!r} "
@@ -127,6 +144,8 @@ def terms_from_expression(
             terms.append(Term("text", text=str(parsed.value), weight=parsed.weight))
         elif parsed.kind == "asset":
             terms.append(Term("asset", asset_id=int(parsed.value), weight=parsed.weight))
+        elif parsed.kind == "direction":
+            terms.append(Term("direction", direction=str(parsed.value), weight=parsed.weight))
         elif read_image is None:
             raise InvalidArgument(
                 f"image:{parsed.value} names a file the server cannot read; send the image "

@@ -33,8 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
-from latent.errors import DimensionMismatch, FailedPrecondition, NotFound
-from latent.schema import Asset, Change, Collection, Embedding
+from latent.errors import AlreadyExists, DimensionMismatch, FailedPrecondition, NotFound
+from latent.schema import Asset, Change, Collection, Direction, Embedding
 from migrations import SCRIPT_LOCATION
 
 IN_CHUNK = 500  # ids per IN (...) list: well under every backend's bound-parameter limit
@@ -62,6 +62,7 @@ class FileState:
     mtime_ns: int
     content_hash: str | None
     state: str
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,18 @@ class AssetWrite:
     metadata: dict[str, Any] = field(default_factory=dict)
     vectors: np.ndarray | None = None  # shape (n, dim)
     segments: Sequence[tuple[float | None, float | None]] | None = None
+
+
+@dataclass(frozen=True)
+class DirectionRecord:
+    """A named direction: its raw vector (not normalised), norm, examples and constraints."""
+
+    name: str
+    vector: np.ndarray
+    norm: float
+    examples: dict[str, Any]
+    orthogonal_to: tuple[str, ...] = ()
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -288,13 +301,21 @@ class Catalog:
     def file_states(self, collection_id: int, uri_prefix: str = "") -> dict[str, FileState]:
         """Every asset of the collection whose uri starts with ``uri_prefix``."""
         stmt = select(
-            Asset.uri, Asset.id, Asset.size, Asset.mtime_ns, Asset.content_hash, Asset.state
+            Asset.uri,
+            Asset.id,
+            Asset.size,
+            Asset.mtime_ns,
+            Asset.content_hash,
+            Asset.state,
+            Asset.user_metadata,
         ).where(Asset.collection_id == collection_id)
         if uri_prefix:
             stmt = stmt.where(Asset.uri.startswith(uri_prefix, autoescape=True))
         with self.engine.connect() as conn:
             return {
-                r.uri: FileState(r.id, r.size, r.mtime_ns, r.content_hash, r.state)
+                r.uri: FileState(
+                    r.id, r.size, r.mtime_ns, r.content_hash, r.state, r.user_metadata or {}
+                )
                 for r in conn.execute(stmt)
             }
 
@@ -305,6 +326,16 @@ class Catalog:
                 update(Asset)
                 .where(Asset.collection_id == collection_id, Asset.uri == uri)
                 .values(mtime_ns=mtime_ns)
+            )
+
+    def set_metadata(self, metadata: dict[int, dict[str, Any]]) -> None:
+        """Replace the user metadata of assets (by asset id); vectors are untouched."""
+        if not metadata:
+            return
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(Asset).where(Asset.id == bindparam("b_id")),
+                [{"b_id": k, "user_metadata": v} for k, v in metadata.items()],
             )
 
     def commit(
@@ -509,6 +540,76 @@ class Catalog:
         )
         return ChangeBatch(int(rows[-1].seq), removed, added_ids, vectors)
 
+    def save_direction(
+        self, collection: CollectionInfo, record: DirectionRecord
+    ) -> DirectionRecord:
+        """Store a new named direction.
+
+        Raises:
+            AlreadyExists: the collection has a direction of that name.
+        """
+        values = dict(
+            collection_id=collection.id,
+            name=record.name,
+            vector=np.asarray(record.vector, dtype="<f4").tobytes(),
+            norm=record.norm,
+            examples=record.examples,
+            orthogonal_to=list(record.orthogonal_to),
+        )
+        with self._writer.begin() as conn:
+            taken = conn.execute(
+                select(Direction.id).where(
+                    Direction.collection_id == collection.id, Direction.name == record.name
+                )
+            ).first()
+            if taken:
+                raise AlreadyExists(
+                    f"direction {record.name!r} exists in collection {collection.name!r}; "
+                    "delete it first or pick another name"
+                )
+            conn.execute(insert(Direction).values(**values))
+        return self.direction(collection, record.name)
+
+    def directions(self, collection: CollectionInfo) -> list[DirectionRecord]:
+        """Every named direction of a collection, by name."""
+        stmt = (
+            select(Direction)
+            .where(Direction.collection_id == collection.id)
+            .order_by(Direction.name)
+        )
+        with self.engine.connect() as conn:
+            return [_direction(r) for r in conn.execute(stmt)]
+
+    def direction(self, collection: CollectionInfo, name: str) -> DirectionRecord:
+        """One named direction.
+
+        Raises:
+            NotFound: the collection has no direction of that name.
+        """
+        stmt = select(Direction).where(
+            Direction.collection_id == collection.id, Direction.name == name
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"direction {name!r} does not exist in collection {collection.name!r}")
+        return _direction(row)
+
+    def delete_direction(self, collection: CollectionInfo, name: str) -> None:
+        """Delete a named direction.
+
+        Raises:
+            NotFound: the collection has no direction of that name.
+        """
+        stmt = delete(Direction).where(
+            Direction.collection_id == collection.id, Direction.name == name
+        )
+        with self._writer.begin() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise NotFound(
+                    f"direction {name!r} does not exist in collection {collection.name!r}"
+                )
+
     def asset(self, asset_id: int) -> AssetRecord:
         """One asset by id.
 
@@ -573,6 +674,17 @@ class Catalog:
 
 
 _ASSET_COLUMNS = (*Asset.__table__.c, Collection.name.label("collection_name"))
+
+
+def _direction(row: Any) -> DirectionRecord:
+    return DirectionRecord(
+        name=row.name,
+        vector=np.frombuffer(row.vector, dtype="<f4").copy(),
+        norm=row.norm,
+        examples=row.examples,
+        orthogonal_to=tuple(row.orthogonal_to),
+        created_at=row.created_at,
+    )
 
 
 def _asset_values(w: AssetWrite) -> dict[str, Any]:

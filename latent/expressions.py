@@ -5,7 +5,8 @@ Grammar (whitespace between tokens is ignored)::
     expr    := signed (("+" | "-") product)*
     signed  := ["-"] product
     product := [NUMBER "*"] atom ["*" NUMBER]
-    atom    := STRING | "asset:" INT | "image:" PATH | "(" expr ")" | NUMBER "*" atom
+    atom    := STRING | "asset:" INT | "image:" PATH | "dir:" NAME | "(" expr ")"
+    NAME    := letters, digits, "_", "-" and "."
     STRING  := '"' ... '"' | "'" ... "'"   (backslash escapes the quote)
     PATH    := a quoted STRING, or characters up to whitespace, "+", ")" or "*"
 
@@ -27,6 +28,7 @@ MAX_DEPTH = 16
 _NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
 _INT = re.compile(r"\d+")
 _PATH_END = re.compile(r"[\s+)*]")
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class ExpressionError(InvalidArgument):
@@ -42,7 +44,7 @@ class ParsedTerm:
     """One weighted term of a parsed expression."""
 
     weight: float
-    kind: str  # "text" | "asset" | "image"
+    kind: str  # "text" | "asset" | "image" | "direction"
     value: str | int
 
 
@@ -124,12 +126,19 @@ class _Parser:
                 raise self.fail("expected an asset id (digits) after 'asset:'")
             self.pos = match.end()
             return [ParsedTerm(1.0, "asset", int(match.group()))]
+        if self.text.startswith("dir:", self.pos):
+            self.pos += len("dir:")
+            match = NAME.match(self.text, self.pos)
+            if not match:
+                raise self.fail("expected a direction name (letters, digits, _ - .) after 'dir:'")
+            self.pos = match.end()
+            return [ParsedTerm(1.0, "direction", match.group())]
         if self.text.startswith("image:", self.pos):
             self.pos += len("image:")
             return [ParsedTerm(1.0, "image", self.path())]
         if not char:
             raise self.fail("unexpected end; expected a term")
-        raise self.fail(f"unexpected {char!r}; expected a quoted text, asset:ID, image:PATH or '('")
+        raise self.fail(f"unexpected {char!r}; expected a quoted text, asset:ID, image:PATH, dir:NAME or '('")
 
     def group(self) -> list[ParsedTerm]:
         opened = self.pos

@@ -94,6 +94,24 @@ class Embedding(Base):
     segment_end: Mapped[float | None] = mapped_column(Float)
 
 
+class Direction(Base):
+    """A named direction of a collection: mean(positive) - mean(negative), float32, unnormalised."""
+
+    __tablename__ = "directions"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "name", name="uq_directions_collection_name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    norm: Mapped[float] = mapped_column(Float)
+    examples: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"positive": [...], "negative": [...]}
+    orthogonal_to: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 class Change(Base):
     """One entry of the change log; ``seq`` orders every add and delete of a collection."""
 

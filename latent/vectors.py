@@ -40,6 +40,14 @@ class VectorIndex(Protocol):
         """Every id in the index."""
         ...
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ids that are present, in the given order."""
+        ...
+
+    def matrix(self) -> np.ndarray:
+        """Every stored vector, in the order of ``ids()`` (a read-only view where possible)."""
+        ...
+
     def copy(self) -> VectorIndex:
         """An independent copy to apply changes to."""
         ...
@@ -92,6 +100,20 @@ class FlatIndex:
     def ids(self) -> np.ndarray:
         """Every id, in storage order."""
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """Reconstruct stored vectors by id."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)
+
+    def matrix(self) -> np.ndarray:
+        """The flat storage as an (ntotal, dim) view."""
+        if not len(self):
+            return np.zeros((0, self.dim), np.float32)
+        flat = faiss.downcast_index(self._index.index)
+        return faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dim).reshape(len(self), self.dim)
 
     def copy(self) -> FlatIndex:
         """A deep copy (``faiss.clone_index``)."""

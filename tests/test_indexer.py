@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -184,3 +185,46 @@ def test_stored_vectors_match_the_encoder(
     with Image.open(path) as im:
         expected = counting.inner.encode_images([im.convert("RGB")])[0]
     np.testing.assert_allclose(catalog.asset_vector(asset_id, col.dim), expected, atol=3e-3)
+
+
+def test_metadata_sidecar_is_attached_and_updated_without_reencoding(
+    catalog: Catalog, counting: CountingEncoder, library: Path
+) -> None:
+    from indexer.metadata import load_metadata
+
+    files = sorted(library.rglob("*.png"))[:2]
+    sidecar = library / "labels.jsonl"
+    sidecar.write_text(
+        "\n".join(
+            json.dumps({"file": str(f.relative_to(library)), "color": c})
+            for f, c in zip(files, "ab", strict=True)
+        )
+        + "\n"
+    )
+    Indexer(
+        catalog, lambda s: counting, "default", counting.spec, metadata=load_metadata(sidecar)
+    ).run([library])
+    col = catalog.collection("default")
+    states = catalog.file_states(col.id)
+    assert states[files[0].as_uri()].metadata == {"color": "a"}
+    encoded = counting.images
+    sidecar.write_text(
+        json.dumps({"file": str(files[0].relative_to(library)), "color": "z"}) + "\n"
+    )
+    Indexer(
+        catalog, lambda s: counting, "default", counting.spec, metadata=load_metadata(sidecar)
+    ).run([library])
+    states = catalog.file_states(col.id)
+    assert states[files[0].as_uri()].metadata == {"color": "z"}
+    assert states[files[1].as_uri()].metadata == {"color": "b"}  # not named: kept
+    assert counting.images == encoded
+
+
+def test_bad_metadata_sidecar_names_the_line(tmp_path: Path) -> None:
+    from indexer.metadata import load_metadata
+    from latent.errors import InvalidArgument
+
+    sidecar = tmp_path / "m.jsonl"
+    sidecar.write_text('{"file": "a.png"}\n[1, 2]\n')
+    with pytest.raises(InvalidArgument, match=r"m.jsonl:2: expected an object"):
+        load_metadata(sidecar)

@@ -11,7 +11,7 @@ from latent.catalog import AssetWrite, Catalog
 from latent.errors import FailedPrecondition
 from migrations import SCRIPT_LOCATION
 
-TABLES = {"collections", "assets", "embeddings", "changes"}
+TABLES = {"collections", "assets", "embeddings", "changes", "directions"}
 
 
 def test_empty_database_is_migrated_on_first_use(database_url: str) -> None:
@@ -43,3 +43,21 @@ def test_an_old_schema_is_refused_with_the_command_to_run(database_url: str) -> 
     cat.close()
     with pytest.raises(FailedPrecondition, match="assetsearch db upgrade"):
         Catalog(database_url)
+
+
+def test_directions_revision_keeps_assets_across_downgrade(database_url: str) -> None:
+    from latent.catalog import DirectionRecord
+
+    cat = Catalog(database_url)
+    cat.downgrade("0001")
+    cat.upgrade("0001")
+    col = cat.ensure_collection("c", "spec", 4)
+    cat.commit(col, [AssetWrite("file:///a", "image", 1, 1, "h", vectors=np.eye(4, dtype=np.float32)[:1])])
+    cat.upgrade("0002")
+    cat.save_direction(col, DirectionRecord("up", np.ones(4, np.float32), 2.0, {"positive": []}))
+    cat.downgrade("0001")
+    assert "directions" not in inspect(cat.engine).get_table_names()
+    assert cat.collection("c").counts["indexed"] == 1
+    cat.upgrade()
+    assert cat.directions(col) == [] and cat.collection("c").counts["indexed"] == 1
+    cat.close()
