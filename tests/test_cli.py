@@ -129,4 +129,4 @@ def test_user_errors_are_one_clear_line(
 
 def test_db_upgrade_on_an_empty_database(env: dict[str, str]) -> None:
     out = cli("db", "upgrade", env=env).stdout
-    assert "at revision 0001" in out
+    assert "at revision 0002" in out
