@@ -40,6 +40,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/indexing.py
 	$(PY) bench/query_latency.py
+	$(PY) bench/quality.py
 
 demo-model: $(STAMP)
 	$(PY) -m latent.demo_train --out latent/models/demo --seed 0

@@ -52,6 +52,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     """Index library paths into a collection."""
     from tqdm import tqdm
 
+    from indexer.metadata import load_metadata
     from indexer.pipeline import Indexer
     from latent.encoders import load_encoder
 
@@ -66,6 +67,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         batch_size=settings.batch_size,
         max_pixels=settings.max_image_pixels,
         progress=bar.update,
+        metadata=load_metadata(args.metadata) if args.metadata else None,
     )
     try:
         summary = indexer.run(args.paths, model_explicit=args.model is not None)
@@ -133,12 +135,28 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return 2
     with SearchClient(settings.server) as client:
-        response = client.search(top_k=args.top_k, collection=args.collection or "", **query)
+        response = client.search(
+            top_k=args.top_k,
+            collection=args.collection or "",
+            explain=args.explain,
+            diversity=args.diversity,
+            dedup_threshold=args.dedup,
+            snap=args.snap,
+            **query,
+        )
+    explanation = response.explanation if response.HasField("explanation") else None
     for rank, hit in enumerate(response.hits, 1):
         if args.json:
-            print(json.dumps(_hit_dict(rank, hit)))
+            row = _hit_dict(rank, hit)
+            if explanation is not None:
+                row["term_cosines"] = dict(
+                    zip(explanation.terms, map(_round, hit.term_cosines), strict=True)
+                )
+            print(json.dumps(row))
         else:
             print(f"{rank:>3}  {hit.score:7.4f}  #{hit.asset_id:<7} {hit.media_type:<6} {hit.uri}")
+    if explanation is not None:
+        _print_explanation(explanation, args.json)
     if not args.json:
         print(
             f"({len(response.hits)} hits from {response.collection}, "
@@ -146,6 +164,223 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{response.took_ms:.1f} ms)",
             file=sys.stderr,
         )
+    return 0
+
+
+def _round(x: float) -> float:
+    return round(float(x), 4)
+
+
+def _print_explanation(explanation: Any, as_json: bool) -> None:
+    density = explanation.density if explanation.HasField("density") else None
+    if as_json:
+        out: dict[str, Any] = {"explanation": {"terms": list(explanation.terms)}}
+        if density is not None:
+            out["explanation"]["density"] = {
+                "knn_similarity": _round(density.knn_similarity),
+                "typical_similarity": _round(density.typical_similarity),
+                "ratio": _round(density.ratio),
+                "is_hole": density.is_hole,
+                "snapped": density.snapped,
+            }
+        print(json.dumps(out))
+        return
+    print("terms: " + "  ".join(explanation.terms), file=sys.stderr)
+    if density is not None:
+        verdict = "a hole (sparse region)" if density.is_hole else "a populated region"
+        snapped = "; snapped to its neighbours" if density.snapped else ""
+        print(f"density: {density.ratio:.2f} of typical ({verdict}{snapped})", file=sys.stderr)
+
+
+def _read_image(path: str) -> bytes:
+    return Path(path).expanduser().read_bytes()
+
+
+def _query_arg(text: str) -> list[Any]:
+    """Terms of an expression argument; image:PATH files are read here, on the client."""
+    from latent.algebra import terms_from_expression
+
+    return terms_from_expression(text, _read_image)
+
+
+def _print_steps(steps: Any, as_json: bool) -> None:
+    for result in steps:
+        if as_json:
+            hits = [_hit_dict(rank, h) for rank, h in enumerate(result.hits, 1)]
+            print(
+                json.dumps({"step": result.step, "t": _round(result.t), "hits": hits}), flush=True
+            )
+            continue
+        print(f"step {result.step} (t={result.t:.3f})")
+        for rank, hit in enumerate(result.hits, 1):
+            print(f"  {rank:>3}  {hit.score:7.4f}  #{hit.asset_id:<7} {hit.uri}")
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    """Stream the hits along a path between two queries."""
+    from service.client import SearchClient
+
+    settings = _settings(args)
+    with SearchClient(settings.server) as client:
+        steps = client.interpolate(
+            _query_arg(args.source),
+            _query_arg(args.target),
+            steps=args.steps,
+            method=args.method,
+            top_k=args.top_k,
+            dedupe=args.dedupe,
+            collection=args.collection or "",
+        )
+        _print_steps(steps, args.json)
+    return 0
+
+
+def cmd_traverse(args: argparse.Namespace) -> int:
+    """Stream the hits along origin + t * direction."""
+    from service.client import SearchClient
+
+    settings = _settings(args)
+    given = sum(x is not None for x in (args.direction, args.texts, args.pc))
+    if given != 1:
+        print(
+            "error: give exactly one of --direction NAME, --texts FROM TO or --pc K",
+            file=sys.stderr,
+        )
+        return 2
+    with SearchClient(settings.server) as client:
+        steps = client.traverse(
+            _query_arg(args.origin),
+            named=args.direction,
+            texts=tuple(args.texts) if args.texts else None,
+            principal_component=args.pc,
+            step=args.step,
+            steps=args.steps,
+            top_k=args.top_k,
+            dedupe=args.dedupe,
+            collection=args.collection or "",
+        )
+        _print_steps(steps, args.json)
+    return 0
+
+
+def _example(text: str) -> Any:
+    """A direction example: asset:ID, image:PATH, or a plain text."""
+    from latent.algebra import Term
+
+    if text.startswith("asset:") and text[6:].isdigit():
+        return Term("asset", asset_id=int(text[6:]))
+    if text.startswith("image:"):
+        return Term("image", image=_read_image(text[6:]))
+    return Term("text", text=text)
+
+
+def _direction_dict(d: Any) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "norm": _round(d.norm),
+        "positive": list(d.positive),
+        "negative": list(d.negative),
+        "orthogonal_to": list(d.orthogonal_to),
+        "cosines": {k: _round(v) for k, v in sorted(d.cosines.items())},
+    }
+
+
+def cmd_direction(args: argparse.Namespace) -> int:
+    """Create, list, show or delete named directions."""
+    from service.client import SearchClient
+
+    settings = _settings(args)
+    collection = args.collection or ""
+    with SearchClient(settings.server) as client:
+        if args.direction_command == "create":
+            made = client.create_direction(
+                args.name,
+                [_example(e) for e in args.positive or []],
+                [_example(e) for e in args.negative or []],
+                args.orthogonal_to or [],
+                collection=collection,
+            )
+            shown = [made]
+        elif args.direction_command == "list":
+            shown = client.list_directions(collection)
+        elif args.direction_command == "show":
+            shown = [client.get_direction(args.name, collection)]
+        else:
+            client.delete_direction(args.name, collection)
+            print(
+                json.dumps({"deleted": args.name})
+                if args.json
+                else f"deleted direction {args.name}"
+            )
+            return 0
+    for d in shown:
+        if args.json:
+            print(json.dumps(_direction_dict(d)))
+        else:
+            entangled = (
+                ", ".join(f"{k} {v:+.2f}" for k, v in sorted(d.cosines.items()))
+                or "no other directions"
+            )
+            print(
+                f"{d.name}: norm {d.norm:.3f}; +{len(d.positive)} / -{len(d.negative)} examples; "
+                f"cosines: {entangled}"
+            )
+    return 0
+
+
+MAX_THUMBNAILS = 3000
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    """Render a 2-D map of a collection to HTML (interactive) or PNG."""
+    from urllib.parse import unquote, urlparse
+
+    import numpy as np
+
+    from latent.projection import render_html, render_png, thumbnail_data_uri
+    from service.client import SearchClient
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".png"):
+        print("error: --out must end in .html or .png", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    path = (_query_arg(args.path[0]), _query_arg(args.path[1])) if args.path else None
+    with SearchClient(settings.server) as client:
+        response = client.project(
+            method=args.method,
+            max_points=args.max_points,
+            color_by=args.color_by or "",
+            path=path,
+            path_steps=args.steps,
+            collection=args.collection or "",
+        )
+    points = np.array([[p.x, p.y] for p in response.points], dtype=np.float32)
+    colors = (
+        [p.color or "(none)" for p in response.points] if args.color_by else ["asset"] * len(points)
+    )
+    line = (
+        np.array([[p.x, p.y] for p in response.path], dtype=np.float32) if response.path else None
+    )
+    name = args.collection or settings.collection
+    title = f"{name}: {len(points)} of {response.total} assets ({response.method})"
+    if out.suffix.lower() == ".png":
+        render_png(points, colors, out, path=line, title=title)
+    else:
+        files = [
+            unquote(urlparse(p.uri).path) if p.uri.startswith("file://") else ""
+            for p in response.points
+        ]
+        thumbs = [
+            thumbnail_data_uri(Path(f)) if f and i < MAX_THUMBNAILS else None
+            for i, f in enumerate(files)
+        ]
+        labels = [
+            f"#{p.asset_id} {Path(files[i] or p.uri).name} {p.color}"
+            for i, p in enumerate(response.points)
+        ]
+        render_html(points, labels, colors, out, thumbnails=thumbs, path=line, title=title)
+    print(f"wrote {out} ({len(points)} points, path of {len(response.path)} steps)")
     return 0
 
 
@@ -220,6 +455,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _client_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", help="collection (default: the server's default)")
+    p.add_argument(
+        "--server", help="HOST:PORT of the server (ASSETSEARCH_SERVER, default 127.0.0.1:50051)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON Lines")
+
+
+def _walk_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=5, help="number of steps (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="hits per step (default 5)")
+    p.add_argument("--dedupe", action="store_true", help="show each asset at one step only")
+    _client_flags(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -236,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="model spec for a new collection (ASSETSEARCH_MODEL)")
     p.add_argument("--batch-size", type=int, help="images per encoder batch (default 32)")
+    p.add_argument(
+        "--metadata",
+        type=Path,
+        metavar="FILE.jsonl",
+        help='user metadata: JSON Lines with a "file" path per line (e.g. the demo labels.jsonl)',
+    )
     p.add_argument(
         "--threads", type=int, help="torch/FAISS threads (ASSETSEARCH_THREADS; 0: default)"
     )
@@ -270,7 +526,72 @@ def build_parser() -> argparse.ArgumentParser:
         "--server", help="HOST:PORT of the server (ASSETSEARCH_SERVER, default 127.0.0.1:50051)"
     )
     p.add_argument("--json", action="store_true", help="print JSON Lines, one object per hit")
+    p.add_argument(
+        "--explain", action="store_true", help="show each hit's cosine to each term and the density"
+    )
+    p.add_argument(
+        "--diversity", type=float, default=0.0, help="MMR diversity in [0, 1] (default 0)"
+    )
+    p.add_argument(
+        "--dedup", type=float, default=0.0, metavar="T", help="collapse hits with cosine >= T"
+    )
+    p.add_argument(
+        "--snap", action="store_true", help="move a query in a sparse region to its neighbours"
+    )
     p.set_defaults(func=cmd_search)
+
+    walk_help = "expression, e.g. asset:42 or '\"red circle\"' or image:a.jpg"
+    p = sub.add_parser("interpolate", help="walk from one query to another, hits per step")
+    p.add_argument("source", metavar="EXPR_A", help=walk_help)
+    p.add_argument("target", metavar="EXPR_B", help=walk_help)
+    p.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
+    _walk_flags(p)
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("traverse", help="walk from a query along a direction, hits per step")
+    p.add_argument("origin", metavar="EXPR", help=walk_help)
+    p.add_argument("--direction", metavar="NAME", help="a named direction")
+    p.add_argument(
+        "--texts", nargs=2, metavar=("FROM", "TO"), help="direction embed(TO) - embed(FROM)"
+    )
+    p.add_argument(
+        "--pc", type=int, metavar="K", help="the K-th principal component of the collection"
+    )
+    p.add_argument("--step", type=float, default=0.25, help="distance between steps (default 0.25)")
+    _walk_flags(p)
+    p.set_defaults(func=cmd_traverse)
+
+    p = sub.add_parser("map", help="a 2-D map of a collection as interactive HTML or PNG")
+    p.add_argument("--out", required=True, metavar="map.html|map.png", help="output file")
+    p.add_argument(
+        "--color-by", metavar="FIELD", help="metadata field (dotted: objects.0.color) or media_type"
+    )
+    p.add_argument(
+        "--path", nargs=2, metavar=("EXPR_A", "EXPR_B"), help="draw an interpolation path"
+    )
+    p.add_argument("--steps", type=int, default=8, help="steps of the path (default 8)")
+    p.add_argument(
+        "--method", choices=("pca", "umap"), default="pca", help="projection (umap if installed)"
+    )
+    p.add_argument("--max-points", type=int, default=5000, help="sample at most this many assets")
+    _client_flags(p)
+    p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("direction", help="named directions: create, list, show, delete")
+    dsub = p.add_subparsers(dest="direction_command", required=True, metavar="ACTION")
+    create = dsub.add_parser("create", help="mean(positive) - mean(negative)")
+    create.add_argument("name")
+    create.add_argument("--positive", nargs="+", metavar="EX", help="texts, asset:ID or image:PATH")
+    create.add_argument("--negative", nargs="+", metavar="EX", help="texts, asset:ID or image:PATH")
+    create.add_argument(
+        "--orthogonal-to", nargs="+", metavar="NAME", help="keep these directions unchanged"
+    )
+    dsub.add_parser("list", help="every direction with its entanglement report")
+    for action in ("show", "delete"):
+        dsub.add_parser(action, help=f"{action} one direction").add_argument("name")
+    for action_parser in dsub.choices.values():
+        _client_flags(action_parser)
+    p.set_defaults(func=cmd_direction)
 
     p = sub.add_parser("status", help="collections, models and asset counts (reads the catalog)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

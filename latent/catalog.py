@@ -131,10 +131,13 @@ def encode_vector(vector: np.ndarray) -> bytes:
 
 
 def decode_vectors(blobs: Sequence[bytes], dtypes: Sequence[str], dim: int) -> np.ndarray:
-    """Deserialise blobs into a float32 matrix of shape (len(blobs), dim)."""
+    """Deserialise blobs into a float32 matrix of unit rows, shape (len(blobs), dim)."""
     out = np.empty((len(blobs), dim), dtype=np.float32)
     for i, (blob, dtype) in enumerate(zip(blobs, dtypes, strict=True)):
         out[i] = np.frombuffer(blob, dtype=np.dtype(dtype))
+    # float16 rounding leaves norms of 1 +- 1e-4: re-normalise so scores are true cosines.
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
     return out
 
 
@@ -637,6 +640,11 @@ class Catalog:
         self, embedding_ids: Sequence[int]
     ) -> dict[int, tuple[AssetRecord, float | None, float | None]]:
         """Map embedding ids to (asset, segment start, segment end) for indexed assets."""
+        if len(embedding_ids) > IN_CHUNK:
+            merged: dict[int, tuple[AssetRecord, float | None, float | None]] = {}
+            for start in range(0, len(embedding_ids), IN_CHUNK):
+                merged.update(self.hits_for_embeddings(embedding_ids[start : start + IN_CHUNK]))
+            return merged
         if not embedding_ids:
             return {}
         stmt = (

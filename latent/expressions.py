@@ -138,7 +138,9 @@ class _Parser:
             return [ParsedTerm(1.0, "image", self.path())]
         if not char:
             raise self.fail("unexpected end; expected a term")
-        raise self.fail(f"unexpected {char!r}; expected a quoted text, asset:ID, image:PATH, dir:NAME or '('")
+        raise self.fail(
+            f"unexpected {char!r}; expected a quoted text, asset:ID, image:PATH, dir:NAME or '('"
+        )
 
     def group(self) -> list[ParsedTerm]:
         opened = self.pos

@@ -112,7 +112,7 @@ class FlatIndex:
         """The flat storage as an (ntotal, dim) view."""
         if not len(self):
             return np.zeros((0, self.dim), np.float32)
-        flat = faiss.downcast_index(self._index.index)
+        flat: Any = faiss.downcast_index(self._index.index)
         return faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dim).reshape(len(self), self.dim)
 
     def copy(self) -> FlatIndex:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -12,6 +12,26 @@ from latent.algebra import Term
 from service._pb.assetsearch.v1 import search_pb2 as pb
 from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 from service.convert import term_message
+
+QueryLike = str | Sequence[Term]
+
+
+def query_message(query: QueryLike) -> pb.Query:
+    """A Query message from an expression string or a list of terms."""
+    if isinstance(query, str):
+        return pb.Query(expression=query)
+    return pb.Query(terms=[term_message(t) for t in query])
+
+
+def example_message(term: Term) -> pb.DirectionExample:
+    """A direction example from a text, image or asset term."""
+    if term.kind == "text":
+        return pb.DirectionExample(text=term.text)
+    if term.kind == "image":
+        return pb.DirectionExample(image=term.image)
+    if term.kind == "asset":
+        return pb.DirectionExample(asset_id=term.asset_id)
+    raise ValueError(f"a direction example is text, image or asset, not {term.kind}")
 
 
 class SearchClient:
@@ -46,6 +66,10 @@ class SearchClient:
         expression: str | None = None,
         top_k: int = 10,
         collection: str = "",
+        explain: bool = False,
+        diversity: float = 0.0,
+        dedup_threshold: float = 0.0,
+        snap: bool = False,
     ) -> pb.SearchResponse:
         """Search by exactly one of text, image bytes, asset id, vector, terms or expression.
 
@@ -58,26 +82,141 @@ class SearchClient:
             raise ValueError(
                 "give exactly one of text, image, asset_id, vector, terms or expression"
             )
+        request = pb.SearchRequest(
+            collection=collection,
+            top_k=top_k,
+            explain=explain,
+            diversity=diversity,
+            dedup_threshold=dedup_threshold,
+            snap=snap,
+        )
         if terms is not None:
-            request = pb.SearchRequest(
-                collection=collection, terms=[term_message(t) for t in terms], top_k=top_k
-            )
-            return self._stub.Search(request, timeout=self.timeout)
-        if expression is not None:
-            request = pb.SearchRequest(collection=collection, expression=expression, top_k=top_k)
-            return self._stub.Search(request, timeout=self.timeout)
-        if text is not None:
-            query = pb.QueryTerm(text=text)
+            request.terms.extend(term_message(t) for t in terms)
+        elif expression is not None:
+            request.expression = expression
+        elif text is not None:
+            request.query.text = text
         elif image is not None:
-            query = pb.QueryTerm(image=image)
+            request.query.image = image
         elif asset_id is not None:
-            query = pb.QueryTerm(asset_id=asset_id)
+            request.query.asset_id = asset_id
         else:
-            query = pb.QueryTerm(
-                vector=pb.Vector(values=np.asarray(vector, dtype=np.float32).ravel().tolist())
+            request.query.vector.values.extend(
+                np.asarray(vector, dtype=np.float32).ravel().tolist()
             )
-        request = pb.SearchRequest(collection=collection, query=query, top_k=top_k)
         return self._stub.Search(request, timeout=self.timeout)
+
+    def interpolate(
+        self,
+        source: QueryLike,
+        target: QueryLike,
+        *,
+        steps: int = 5,
+        method: str = "slerp",
+        top_k: int = 10,
+        dedupe: bool = False,
+        collection: str = "",
+    ) -> Iterator[pb.StepResult]:
+        """Stream one result set per step from ``source`` to ``target``."""
+        request = pb.InterpolateRequest(
+            collection=collection,
+            source=query_message(source),
+            target=query_message(target),
+            steps=steps,
+            method=method,
+            top_k=top_k,
+            dedupe=dedupe,
+        )
+        return iter(self._stub.Interpolate(request, timeout=self.timeout))
+
+    def traverse(
+        self,
+        origin: QueryLike,
+        *,
+        named: str | None = None,
+        texts: tuple[str, str] | None = None,
+        principal_component: int | None = None,
+        step: float = 0.25,
+        steps: int = 5,
+        top_k: int = 10,
+        dedupe: bool = False,
+        collection: str = "",
+    ) -> Iterator[pb.StepResult]:
+        """Stream one result set per step along a direction (exactly one of the three)."""
+        if sum(x is not None for x in (named, texts, principal_component)) != 1:
+            raise ValueError("give exactly one of named, texts or principal_component")
+        request = pb.TraverseRequest(
+            collection=collection,
+            origin=query_message(origin),
+            step=step,
+            steps=steps,
+            top_k=top_k,
+            dedupe=dedupe,
+        )
+        if named is not None:
+            request.named = named
+        elif texts is not None:
+            request.texts.CopyFrom(pb.TextPair(source=texts[0], target=texts[1]))
+        else:
+            request.principal_component = int(principal_component or 0)
+        return iter(self._stub.Traverse(request, timeout=self.timeout))
+
+    def create_direction(
+        self,
+        name: str,
+        positive: Sequence[Term] = (),
+        negative: Sequence[Term] = (),
+        orthogonal_to: Sequence[str] = (),
+        collection: str = "",
+    ) -> pb.Direction:
+        """Store a named direction from example terms (text, image or asset)."""
+        request = pb.CreateDirectionRequest(
+            collection=collection,
+            name=name,
+            positive=[example_message(t) for t in positive],
+            negative=[example_message(t) for t in negative],
+            orthogonal_to=list(orthogonal_to),
+        )
+        return self._stub.CreateDirection(request, timeout=self.timeout)
+
+    def project(
+        self,
+        *,
+        method: str = "pca",
+        max_points: int = 5000,
+        color_by: str = "",
+        path: tuple[QueryLike, QueryLike] | None = None,
+        path_steps: int = 8,
+        collection: str = "",
+    ) -> pb.ProjectResponse:
+        """A 2-D map of a collection, with an optional interpolation path."""
+        request = pb.ProjectRequest(
+            collection=collection,
+            method=method,
+            max_points=max_points,
+            color_by=color_by,
+            path_steps=path_steps,
+        )
+        if path is not None:
+            request.path_source.CopyFrom(query_message(path[0]))
+            request.path_target.CopyFrom(query_message(path[1]))
+        return self._stub.Project(request, timeout=self.timeout)
+
+    def list_directions(self, collection: str = "") -> list[pb.Direction]:
+        """Every named direction of a collection."""
+        request = pb.ListDirectionsRequest(collection=collection)
+        return list(self._stub.ListDirections(request, timeout=self.timeout).directions)
+
+    def get_direction(self, name: str, collection: str = "") -> pb.Direction:
+        """One named direction."""
+        request = pb.GetDirectionRequest(collection=collection, name=name)
+        return self._stub.GetDirection(request, timeout=self.timeout)
+
+    def delete_direction(self, name: str, collection: str = "") -> None:
+        """Delete a named direction."""
+        self._stub.DeleteDirection(
+            pb.DeleteDirectionRequest(collection=collection, name=name), timeout=self.timeout
+        )
 
     def get_asset(self, asset_id: int) -> pb.Asset:
         """One asset by id."""

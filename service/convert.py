@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from latent.algebra import Term
-from latent.catalog import AssetRecord, CollectionInfo
+from latent.catalog import AssetRecord, CollectionInfo, DirectionRecord
 from latent.errors import InvalidArgument
 from service._pb.assetsearch.v1 import search_pb2 as pb
+
+if TYPE_CHECKING:
+    from service.queries import Found
 
 STATES = {"indexed": pb.Asset.INDEXED, "failed": pb.Asset.FAILED, "deleted": pb.Asset.DELETED}
 
@@ -67,6 +72,43 @@ def collection_message(c: CollectionInfo, index_size: int, index_seq: int) -> pb
     )
 
 
+def hit_message(found: Found, term_cosines: Sequence[float] | None = None) -> pb.Hit:
+    """The Hit message of a found asset."""
+    asset = found.asset
+    start, end = found.segment
+    return pb.Hit(
+        asset_id=asset.id,
+        uri=asset.uri,
+        score=found.score,
+        media_type=asset.media_type,
+        width=asset.width or 0,
+        height=asset.height or 0,
+        segment_start=start,
+        segment_end=end,
+        metadata=struct(asset.metadata),
+        term_cosines=[] if term_cosines is None else list(term_cosines),
+    )
+
+
+def direction_message(record: DirectionRecord, others: Sequence[DirectionRecord]) -> pb.Direction:
+    """The Direction message, with its cosine to every other direction."""
+    unit = record.vector / max(float(np.linalg.norm(record.vector)), 1e-12)
+    cosines = {
+        o.name: float(unit @ (o.vector / max(float(np.linalg.norm(o.vector)), 1e-12)))
+        for o in others
+        if o.name != record.name
+    }
+    return pb.Direction(
+        name=record.name,
+        norm=record.norm,
+        positive=record.examples.get("positive", []),
+        negative=record.examples.get("negative", []),
+        orthogonal_to=list(record.orthogonal_to),
+        cosines=cosines,
+        created_at=timestamp(record.created_at),
+    )
+
+
 def term_from_message(query: pb.QueryTerm) -> Term:
     """A query term from its message.
 
@@ -83,7 +125,11 @@ def term_from_message(query: pb.QueryTerm) -> Term:
         return Term("asset", asset_id=query.asset_id, weight=weight)
     if kind == "vector":
         return Term("vector", vector=tuple(query.vector.values), weight=weight)
-    raise InvalidArgument("query term is empty: set one of text, image, asset_id or vector")
+    if kind == "direction":
+        return Term("direction", direction=query.direction, weight=weight)
+    raise InvalidArgument(
+        "query term is empty: set one of text, image, asset_id, vector or direction"
+    )
 
 
 def term_message(term: Term) -> pb.QueryTerm:
@@ -94,4 +140,6 @@ def term_message(term: Term) -> pb.QueryTerm:
         return pb.QueryTerm(image=term.image, weight=term.weight)
     if term.kind == "asset":
         return pb.QueryTerm(asset_id=term.asset_id, weight=term.weight)
+    if term.kind == "direction":
+        return pb.QueryTerm(direction=term.direction, weight=term.weight)
     return pb.QueryTerm(vector=pb.Vector(values=list(term.vector)), weight=term.weight)

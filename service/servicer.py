@@ -1,63 +1,87 @@
-"""The SearchService servicer: embeds the query, searches a live generation, joins the catalog."""
+"""The SearchService servicer: thin methods over the query engine; errors go to the interceptor."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
 
-from latent.algebra import Term, compose, embed_term, needs_encoder, terms_from_expression
-from latent.catalog import Catalog
+from latent import navigation
+from latent.algebra import Term
+from latent.catalog import Catalog, DirectionRecord
 from latent.encoders import EncoderCache
 from latent.errors import InvalidArgument
-from latent.expressions import MAX_TERMS
-from latent.live import Generation
+from latent.live import LiveIndex
+from latent.projection import Projection
 from latent.settings import Settings
 from service._pb.assetsearch.v1 import search_pb2 as pb
 from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
-from service.convert import asset_message, collection_message, struct, term_from_message
+from service.convert import asset_message, collection_message, direction_message, hit_message
 from service.indexes import IndexRegistry
+from service.queries import Composed, Found, QueryEngine
 
-DEFAULT_TOP_K = 10
+DEFAULT_MAP_POINTS = 5000
+MAX_MAP_POINTS = 50_000
+DIRECTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+MAX_EXAMPLES = 256
 
 
 class SearchServicer(pb_grpc.SearchServiceServicer):
-    """Implements ``assetsearch.v1.SearchService``; errors are mapped by the interceptor."""
+    """Implements ``assetsearch.v1.SearchService``."""
 
     def __init__(
         self, settings: Settings, catalog: Catalog, indexes: IndexRegistry, encoders: EncoderCache
     ) -> None:
-        self.settings = settings
         self.catalog = catalog
         self.indexes = indexes
-        self.encoders = encoders
+        self.engine = QueryEngine(settings, catalog, indexes, encoders)
+
+    # -- search ---------------------------------------------------------------------------
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:  # noqa: N802
-        """Nearest assets to one query term."""
+        """Nearest assets to a query, optionally explained, diversified and de-duplicated."""
         started = time.perf_counter()
-        top_k = self._top_k(request.top_k)
-        terms = self._terms(request)
-        live = self.indexes.get(request.collection or self.settings.collection)
-        collection = live.collection
-        encoder = (
-            self.encoders.get(collection.model_spec) if any(map(needs_encoder, terms)) else None
-        )
-        vectors = [
-            embed_term(t, self.catalog, collection, encoder, self.settings.max_image_pixels)
-            for t in terms
-        ]
-        vector = compose(vectors, [t.weight for t in terms])
+        top_k = self.engine.top_k(request.top_k)
+        _check_unit_interval("diversity", request.diversity, allow_zero=True)
+        _check_unit_interval("dedup_threshold", request.dedup_threshold, allow_zero=True)
+        terms = self.engine.search_terms(request)
+        live = self.engine.live(request.collection)
+        composed = self.engine.compose(live, terms)
+        vector, density = composed.vector, None
+        if request.explain or request.snap:
+            density = self.engine.density(live, vector)
+        snapped = bool(request.snap and density is not None and density.is_hole)
+        if snapped:
+            vector = self.engine.snap(live, vector)
         generation = live.generation
-        hits = self._nearest(generation, vector, top_k)
-        return pb.SearchResponse(
-            hits=hits,
-            collection=collection.name,
+        found = self.engine.nearest(
+            generation,
+            vector,
+            top_k,
+            diversity=request.diversity,
+            dedup_threshold=request.dedup_threshold,
+        )
+        response = pb.SearchResponse(
+            collection=live.collection.name,
             index_seq=generation.seq,
             index_size=len(generation.index),
-            took_ms=(time.perf_counter() - started) * 1000,
         )
+        cosines = self._term_cosines(live, composed, found) if request.explain else None
+        for i, f in enumerate(found):
+            response.hits.append(hit_message(f, None if cosines is None else cosines[i]))
+        if request.explain:
+            response.explanation.CopyFrom(_explanation(composed, vector, density, snapped))
+        response.took_ms = (time.perf_counter() - started) * 1000
+        return response
+
+    def _term_cosines(self, live: LiveIndex, composed: Composed, found: list[Found]) -> np.ndarray:
+        vectors = live.generation.index.vectors(np.array([f.embedding_id for f in found], np.int64))
+        return navigation.cosine_matrix(vectors, np.stack(composed.term_vectors))
 
     def GetAsset(self, request: pb.GetAssetRequest, context: grpc.ServicerContext) -> pb.Asset:  # noqa: N802
         """One asset by id."""
@@ -77,53 +101,250 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             out.append(collection_message(info, size, seq))
         return pb.ListCollectionsResponse(collections=out)
 
-    def _terms(self, request: pb.SearchRequest) -> list[Term]:
-        given = [request.HasField("query"), len(request.terms) > 0, bool(request.expression)]
-        if sum(given) != 1:
-            raise InvalidArgument(
-                "set exactly one of query, terms or expression (a query term is text, image, "
-                "asset_id or vector)"
+    # -- moves ----------------------------------------------------------------------------
+
+    def Interpolate(  # noqa: N802
+        self, request: pb.InterpolateRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.StepResult]:
+        """One result set per step from source to target."""
+        method = request.method or "slerp"
+        if method not in ("lerp", "slerp"):
+            raise InvalidArgument(f"method must be 'lerp' or 'slerp', got {method!r}")
+        top_k = self.engine.top_k(request.top_k)
+        live = self.engine.live(request.collection)
+        source = self._query(live, request.source, "source")
+        target = self._query(live, request.target, "target")
+        path = navigation.interpolate(source.vector, target.vector, request.steps or 5, method)  # type: ignore[arg-type]
+        yield from self._walk(live, path, top_k, request.dedupe)
+
+    def Traverse(
+        self, request: pb.TraverseRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.StepResult]:  # noqa: N802
+        """One result set per step along origin + t * direction."""
+        top_k = self.engine.top_k(request.top_k)
+        live = self.engine.live(request.collection)
+        origin = self._query(live, request.origin, "origin")
+        direction = self._direction_vector(live, request)
+        step = request.step if request.HasField("step") else 0.25
+        path = navigation.traverse(origin.vector, direction, step, request.steps or 5)
+        yield from self._walk(live, path, top_k, request.dedupe)
+
+    def _query(self, live: LiveIndex, query: pb.Query, what: str) -> Composed:
+        return self.engine.compose(live, self.engine.terms(query.terms, query.expression, what))
+
+    def _direction_vector(self, live: LiveIndex, request: pb.TraverseRequest) -> np.ndarray:
+        kind = request.WhichOneof("direction")
+        if kind == "named":
+            return self.catalog.direction(live.collection, request.named).vector
+        if kind == "texts":
+            pair = [
+                Term("text", text=request.texts.source),
+                Term("text", text=request.texts.target),
+            ]
+            composed = self.engine.compose(live, pair)
+            return composed.term_vectors[1] - composed.term_vectors[0]
+        if kind == "principal_component":
+            k = request.principal_component
+            if not 0 <= k < min(64, live.collection.dim):
+                raise InvalidArgument(f"principal_component must be between 0 and 63, got {k}")
+            matrix = live.generation.index.matrix()
+            if len(matrix) < k + 2:
+                raise InvalidArgument(f"collection has too few assets for principal component {k}")
+            return navigation.principal_components(matrix, k + 1)[k]
+        raise InvalidArgument("set a direction: named, texts or principal_component")
+
+    def _walk(
+        self, live: LiveIndex, path: list[tuple[float, np.ndarray]], top_k: int, dedupe: bool
+    ) -> Iterator[pb.StepResult]:
+        generation = live.generation  # one generation for the whole walk: consistent steps
+        shown: set[int] = set()
+        for step, (t, vector) in enumerate(path):
+            found = self.engine.nearest(
+                generation, vector, top_k, exclude=frozenset(shown) if dedupe else frozenset()
             )
-        if request.HasField("query"):
-            return [replace(term_from_message(request.query), weight=1.0)]
-        if request.terms:
-            if len(request.terms) > MAX_TERMS:
-                raise InvalidArgument(
-                    f"at most {MAX_TERMS} terms per query, got {len(request.terms)}"
+            shown.update(f.asset.id for f in found)
+            yield pb.StepResult(step=step, t=t, hits=[hit_message(f) for f in found])
+
+    # -- named directions -------------------------------------------------------------------
+
+    def CreateDirection(
+        self, request: pb.CreateDirectionRequest, context: grpc.ServicerContext
+    ) -> pb.Direction:  # noqa: N802
+        """Store mean(positive) - mean(negative), optionally orthogonal to other directions."""
+        if not DIRECTION_NAME.fullmatch(request.name):
+            raise InvalidArgument("direction name must be 1-200 letters, digits, '_', '-' or '.'")
+        if not request.positive and not request.negative:
+            raise InvalidArgument("give at least one positive or negative example")
+        if len(request.positive) + len(request.negative) > MAX_EXAMPLES:
+            raise InvalidArgument(f"at most {MAX_EXAMPLES} examples per direction")
+        live = self.engine.live(request.collection)
+        positive = self._examples(live, request.positive)
+        negative = self._examples(live, request.negative)
+        others = [self.catalog.direction(live.collection, n).vector for n in request.orthogonal_to]
+        vector = navigation.direction_from_examples(
+            _stack(positive, live.collection.dim), _stack(negative, live.collection.dim), others
+        )
+        record = DirectionRecord(
+            name=request.name,
+            vector=vector.astype(np.float32),
+            norm=float(np.linalg.norm(vector)),
+            examples={
+                "positive": _describe(request.positive),
+                "negative": _describe(request.negative),
+            },
+            orthogonal_to=tuple(request.orthogonal_to),
+        )
+        saved = self.catalog.save_direction(live.collection, record)
+        return direction_message(saved, self.catalog.directions(live.collection))
+
+    def _examples(self, live: LiveIndex, examples: list[pb.DirectionExample]) -> list[np.ndarray]:
+        terms = []
+        for e in examples:
+            kind = e.WhichOneof("kind")
+            if kind == "text":
+                terms.append(Term("text", text=e.text))
+            elif kind == "image":
+                terms.append(Term("image", image=e.image))
+            elif kind == "asset_id":
+                terms.append(Term("asset", asset_id=e.asset_id))
+            else:
+                raise InvalidArgument("a direction example is empty: set text, image or asset_id")
+        return self.engine.compose(live, terms).term_vectors if terms else []
+
+    def ListDirections(
+        self, request: pb.ListDirectionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDirectionsResponse:  # noqa: N802
+        """Every direction with its cosines to the others."""
+        live = self.engine.live(request.collection)
+        records = self.catalog.directions(live.collection)
+        return pb.ListDirectionsResponse(
+            directions=[direction_message(r, records) for r in records]
+        )
+
+    def GetDirection(
+        self, request: pb.GetDirectionRequest, context: grpc.ServicerContext
+    ) -> pb.Direction:  # noqa: N802
+        """One direction with its cosines to the others."""
+        live = self.engine.live(request.collection)
+        record = self.catalog.direction(live.collection, request.name)
+        return direction_message(record, self.catalog.directions(live.collection))
+
+    def Project(
+        self, request: pb.ProjectRequest, context: grpc.ServicerContext
+    ) -> pb.ProjectResponse:  # noqa: N802
+        """A 2-D projection of (a sample of) the collection, with an optional path."""
+        max_points = request.max_points or DEFAULT_MAP_POINTS
+        if not 2 <= max_points <= MAX_MAP_POINTS:
+            raise InvalidArgument(
+                f"max_points must be between 2 and {MAX_MAP_POINTS}, got {max_points}"
+            )
+        live = self.engine.live(request.collection)
+        generation = live.generation
+        ids, matrix = generation.index.ids(), generation.index.matrix()
+        if len(ids) < 3:
+            raise InvalidArgument(f"collection {live.collection.name!r} has too few assets to map")
+        if len(ids) > max_points:
+            pick = np.sort(np.random.default_rng(0).choice(len(ids), max_points, replace=False))
+            ids, matrix = ids[pick], matrix[pick]
+        projection = Projection.fit(np.ascontiguousarray(matrix), method=request.method or "pca")  # type: ignore[arg-type]
+        xy = projection.transform(matrix)
+        joined = self.catalog.hits_for_embeddings(ids.tolist())
+        response = pb.ProjectResponse(method=projection.method, total=len(generation.index))
+        for emb_id, (x, y) in zip(ids.tolist(), xy.tolist(), strict=True):
+            if emb_id not in joined:
+                continue
+            asset = joined[emb_id][0]
+            color = (
+                asset.media_type
+                if request.color_by == "media_type"
+                else metadata_value(asset.metadata, request.color_by)
+            )
+            response.points.append(
+                pb.ProjectedPoint(asset_id=asset.id, uri=asset.uri, x=x, y=y, color=color)
+            )
+        if request.HasField("path_source") or request.HasField("path_target"):
+            response.path.extend(self._map_path(live, request, projection))
+        return response
+
+    def _map_path(
+        self, live: LiveIndex, request: pb.ProjectRequest, projection: Projection
+    ) -> list[pb.PathPoint]:
+        source = self._query(live, request.path_source, "path_source")
+        target = self._query(live, request.path_target, "path_target")
+        path = navigation.interpolate(
+            source.vector, target.vector, request.path_steps or 8, "slerp"
+        )
+        points = projection.transform(np.stack([v for _, v in path]))
+        out = []
+        for step, ((t, vector), (x, y)) in enumerate(zip(path, points.tolist(), strict=True)):
+            nearest = self.engine.nearest(live.generation, vector, 1)
+            out.append(
+                pb.PathPoint(
+                    step=step, t=t, x=x, y=y, nearest_asset_id=nearest[0].asset.id if nearest else 0
                 )
-            return [term_from_message(t) for t in request.terms]
-        return terms_from_expression(request.expression)
-
-    def _top_k(self, requested: int) -> int:
-        if requested < 0 or requested > self.settings.max_top_k:
-            raise InvalidArgument(
-                f"top_k must be between 1 and {self.settings.max_top_k}, got {requested}"
             )
-        return requested or DEFAULT_TOP_K
+        return out
 
-    def _nearest(self, generation: Generation, vector: np.ndarray, top_k: int) -> list[pb.Hit]:
-        """Top-k hits of indexed assets; over-fetches when some ids are no longer indexed."""
-        fetch = top_k
-        while True:
-            scores, ids = generation.index.search(vector, fetch)
-            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-            found = self.catalog.hits_for_embeddings([i for i, _ in pairs])
-            hits = [_hit(found[i], score) for i, score in pairs if i in found]
-            if len(hits) >= top_k or fetch >= len(generation.index):
-                return hits[:top_k]
-            fetch *= 4
+    def DeleteDirection(  # noqa: N802
+        self, request: pb.DeleteDirectionRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteDirectionResponse:
+        """Delete a direction."""
+        live = self.engine.live(request.collection)
+        self.catalog.delete_direction(live.collection, request.name)
+        return pb.DeleteDirectionResponse()
 
 
-def _hit(found: tuple, score: float) -> pb.Hit:
-    asset, start, end = found
-    return pb.Hit(
-        asset_id=asset.id,
-        uri=asset.uri,
-        score=score,
-        media_type=asset.media_type,
-        width=asset.width or 0,
-        height=asset.height or 0,
-        segment_start=start,
-        segment_end=end,
-        metadata=struct(asset.metadata),
+def metadata_value(metadata: dict[str, Any], path: str) -> str:
+    """The string value at a dotted path ("objects.0.color"); "" when absent."""
+    value: Any = metadata
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return ""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return str(value)
+
+
+def _check_unit_interval(name: str, value: float, allow_zero: bool) -> None:
+    if not (0.0 <= value <= 1.0) or (value == 0.0 and not allow_zero):
+        raise InvalidArgument(f"{name} must be in [0, 1], got {value}")
+
+
+def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+
+
+def _describe(examples: list[pb.DirectionExample]) -> list[str]:
+    out = []
+    for e in examples:
+        kind = e.WhichOneof("kind")
+        if kind == "text":
+            out.append(f'"{e.text}"')
+        elif kind == "asset_id":
+            out.append(f"asset:{e.asset_id}")
+        else:
+            out.append(f"image:sha256:{hashlib.sha256(e.image).hexdigest()}")
+    return out
+
+
+def _explanation(
+    composed: Composed, vector: np.ndarray, density: navigation.DensityReport | None, snapped: bool
+) -> pb.Explanation:
+    out = pb.Explanation(
+        query_vector=pb.Vector(values=vector.tolist()), terms=[t.describe() for t in composed.terms]
     )
+    if density is not None:
+        out.density.CopyFrom(
+            pb.Density(
+                knn_similarity=density.knn_similarity,
+                typical_similarity=density.typical_similarity,
+                ratio=density.ratio,
+                is_hole=density.is_hole,
+                snapped=snapped,
+            )
+        )
+    return out

@@ -1,4 +1,4 @@
-"""The expression parser: what it builds, where it reports mistakes, and that no input crashes it."""
+"""The expression parser: what it builds, where it reports mistakes, that no input crashes it."""
 
 from __future__ import annotations
 

@@ -52,7 +52,9 @@ def test_directions_revision_keeps_assets_across_downgrade(database_url: str) ->
     cat.downgrade("0001")
     cat.upgrade("0001")
     col = cat.ensure_collection("c", "spec", 4)
-    cat.commit(col, [AssetWrite("file:///a", "image", 1, 1, "h", vectors=np.eye(4, dtype=np.float32)[:1])])
+    cat.commit(
+        col, [AssetWrite("file:///a", "image", 1, 1, "h", vectors=np.eye(4, dtype=np.float32)[:1])]
+    )
     cat.upgrade("0002")
     cat.save_direction(col, DirectionRecord("up", np.ones(4, np.float32), 2.0, {"positive": []}))
     cat.downgrade("0001")

@@ -11,7 +11,13 @@ from safetensors.torch import save_file
 CONFIG = {
     "model_cfg": {
         "embed_dim": 64,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32},
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 1,
+            "width": 64,
+            "patch_size": 8,
+            "head_width": 32,
+        },
         "text_cfg": {
             "context_length": 16,
             "vocab_size": 49408,

@@ -18,35 +18,77 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class QueryTerm(_message.Message):
-    __slots__ = ("text", "image", "asset_id", "vector", "weight")
+    __slots__ = ("text", "image", "asset_id", "vector", "direction", "weight")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     text: str
     image: bytes
     asset_id: int
     vector: Vector
+    direction: str
     weight: float
-    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., asset_id: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., asset_id: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., direction: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "top_k", "terms", "expression")
+    __slots__ = ("collection", "query", "top_k", "terms", "expression", "explain", "diversity", "dedup_threshold", "snap")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
     EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SNAP_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: QueryTerm
     top_k: int
     terms: _containers.RepeatedCompositeFieldContainer[QueryTerm]
     expression: str
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[QueryTerm, _Mapping]] = ..., top_k: _Optional[int] = ..., terms: _Optional[_Iterable[_Union[QueryTerm, _Mapping]]] = ..., expression: _Optional[str] = ...) -> None: ...
+    explain: bool
+    diversity: float
+    dedup_threshold: float
+    snap: bool
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[QueryTerm, _Mapping]] = ..., top_k: _Optional[int] = ..., terms: _Optional[_Iterable[_Union[QueryTerm, _Mapping]]] = ..., expression: _Optional[str] = ..., explain: _Optional[bool] = ..., diversity: _Optional[float] = ..., dedup_threshold: _Optional[float] = ..., snap: _Optional[bool] = ...) -> None: ...
+
+class Query(_message.Message):
+    __slots__ = ("terms", "expression")
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    EXPRESSION_FIELD_NUMBER: _ClassVar[int]
+    terms: _containers.RepeatedCompositeFieldContainer[QueryTerm]
+    expression: str
+    def __init__(self, terms: _Optional[_Iterable[_Union[QueryTerm, _Mapping]]] = ..., expression: _Optional[str] = ...) -> None: ...
+
+class Density(_message.Message):
+    __slots__ = ("knn_similarity", "typical_similarity", "ratio", "is_hole", "snapped")
+    KNN_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    TYPICAL_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    IS_HOLE_FIELD_NUMBER: _ClassVar[int]
+    SNAPPED_FIELD_NUMBER: _ClassVar[int]
+    knn_similarity: float
+    typical_similarity: float
+    ratio: float
+    is_hole: bool
+    snapped: bool
+    def __init__(self, knn_similarity: _Optional[float] = ..., typical_similarity: _Optional[float] = ..., ratio: _Optional[float] = ..., is_hole: _Optional[bool] = ..., snapped: _Optional[bool] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("query_vector", "terms", "density")
+    QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    DENSITY_FIELD_NUMBER: _ClassVar[int]
+    query_vector: Vector
+    terms: _containers.RepeatedScalarFieldContainer[str]
+    density: Density
+    def __init__(self, query_vector: _Optional[_Union[Vector, _Mapping]] = ..., terms: _Optional[_Iterable[str]] = ..., density: _Optional[_Union[Density, _Mapping]] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("asset_id", "uri", "score", "media_type", "width", "height", "segment_start", "segment_end", "metadata")
+    __slots__ = ("asset_id", "uri", "score", "media_type", "width", "height", "segment_start", "segment_end", "metadata", "term_cosines")
     ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +98,7 @@ class Hit(_message.Message):
     SEGMENT_START_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_END_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TERM_COSINES_FIELD_NUMBER: _ClassVar[int]
     asset_id: int
     uri: str
     score: float
@@ -65,21 +108,163 @@ class Hit(_message.Message):
     segment_start: float
     segment_end: float
     metadata: _struct_pb2.Struct
-    def __init__(self, asset_id: _Optional[int] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., media_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., segment_start: _Optional[float] = ..., segment_end: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    term_cosines: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, asset_id: _Optional[int] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., media_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., segment_start: _Optional[float] = ..., segment_end: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., term_cosines: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "collection", "index_seq", "index_size", "took_ms")
+    __slots__ = ("hits", "collection", "index_seq", "index_size", "took_ms", "explanation")
     HITS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     INDEX_SEQ_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     collection: str
     index_seq: int
     index_size: int
     took_ms: float
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., collection: _Optional[str] = ..., index_seq: _Optional[int] = ..., index_size: _Optional[int] = ..., took_ms: _Optional[float] = ...) -> None: ...
+    explanation: Explanation
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., collection: _Optional[str] = ..., index_seq: _Optional[int] = ..., index_size: _Optional[int] = ..., took_ms: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+
+class InterpolateRequest(_message.Message):
+    __slots__ = ("collection", "source", "target", "steps", "method", "top_k", "dedupe")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    DEDUPE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    source: Query
+    target: Query
+    steps: int
+    method: str
+    top_k: int
+    dedupe: bool
+    def __init__(self, collection: _Optional[str] = ..., source: _Optional[_Union[Query, _Mapping]] = ..., target: _Optional[_Union[Query, _Mapping]] = ..., steps: _Optional[int] = ..., method: _Optional[str] = ..., top_k: _Optional[int] = ..., dedupe: _Optional[bool] = ...) -> None: ...
+
+class TraverseRequest(_message.Message):
+    __slots__ = ("collection", "origin", "named", "texts", "principal_component", "step", "steps", "top_k", "dedupe")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    NAMED_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    DEDUPE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    origin: Query
+    named: str
+    texts: TextPair
+    principal_component: int
+    step: float
+    steps: int
+    top_k: int
+    dedupe: bool
+    def __init__(self, collection: _Optional[str] = ..., origin: _Optional[_Union[Query, _Mapping]] = ..., named: _Optional[str] = ..., texts: _Optional[_Union[TextPair, _Mapping]] = ..., principal_component: _Optional[int] = ..., step: _Optional[float] = ..., steps: _Optional[int] = ..., top_k: _Optional[int] = ..., dedupe: _Optional[bool] = ...) -> None: ...
+
+class TextPair(_message.Message):
+    __slots__ = ("source", "target")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    target: str
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("step", "t", "hits")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    T_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    t: float
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    def __init__(self, step: _Optional[int] = ..., t: _Optional[float] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
+
+class DirectionExample(_message.Message):
+    __slots__ = ("text", "image", "asset_id")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    image: bytes
+    asset_id: int
+    def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., asset_id: _Optional[int] = ...) -> None: ...
+
+class CreateDirectionRequest(_message.Message):
+    __slots__ = ("collection", "name", "positive", "negative", "orthogonal_to")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    ORTHOGONAL_TO_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    positive: _containers.RepeatedCompositeFieldContainer[DirectionExample]
+    negative: _containers.RepeatedCompositeFieldContainer[DirectionExample]
+    orthogonal_to: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[DirectionExample, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[DirectionExample, _Mapping]]] = ..., orthogonal_to: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListDirectionsRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class GetDirectionRequest(_message.Message):
+    __slots__ = ("collection", "name")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteDirectionRequest(_message.Message):
+    __slots__ = ("collection", "name")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteDirectionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Direction(_message.Message):
+    __slots__ = ("name", "norm", "positive", "negative", "orthogonal_to", "cosines", "created_at")
+    class CosinesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NORM_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    ORTHOGONAL_TO_FIELD_NUMBER: _ClassVar[int]
+    COSINES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    norm: float
+    positive: _containers.RepeatedScalarFieldContainer[str]
+    negative: _containers.RepeatedScalarFieldContainer[str]
+    orthogonal_to: _containers.RepeatedScalarFieldContainer[str]
+    cosines: _containers.ScalarMap[str, float]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., norm: _Optional[float] = ..., positive: _Optional[_Iterable[str]] = ..., negative: _Optional[_Iterable[str]] = ..., orthogonal_to: _Optional[_Iterable[str]] = ..., cosines: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDirectionsResponse(_message.Message):
+    __slots__ = ("directions",)
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    directions: _containers.RepeatedCompositeFieldContainer[Direction]
+    def __init__(self, directions: _Optional[_Iterable[_Union[Direction, _Mapping]]] = ...) -> None: ...
 
 class GetAssetRequest(_message.Message):
     __slots__ = ("asset_id",)
@@ -160,3 +345,61 @@ class ListCollectionsResponse(_message.Message):
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     collections: _containers.RepeatedCompositeFieldContainer[Collection]
     def __init__(self, collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ...) -> None: ...
+
+class ProjectRequest(_message.Message):
+    __slots__ = ("collection", "method", "max_points", "color_by", "path_source", "path_target", "path_steps")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    COLOR_BY_FIELD_NUMBER: _ClassVar[int]
+    PATH_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_TARGET_FIELD_NUMBER: _ClassVar[int]
+    PATH_STEPS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    method: str
+    max_points: int
+    color_by: str
+    path_source: Query
+    path_target: Query
+    path_steps: int
+    def __init__(self, collection: _Optional[str] = ..., method: _Optional[str] = ..., max_points: _Optional[int] = ..., color_by: _Optional[str] = ..., path_source: _Optional[_Union[Query, _Mapping]] = ..., path_target: _Optional[_Union[Query, _Mapping]] = ..., path_steps: _Optional[int] = ...) -> None: ...
+
+class ProjectedPoint(_message.Message):
+    __slots__ = ("asset_id", "uri", "x", "y", "color")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    COLOR_FIELD_NUMBER: _ClassVar[int]
+    asset_id: int
+    uri: str
+    x: float
+    y: float
+    color: str
+    def __init__(self, asset_id: _Optional[int] = ..., uri: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., color: _Optional[str] = ...) -> None: ...
+
+class PathPoint(_message.Message):
+    __slots__ = ("step", "t", "x", "y", "nearest_asset_id")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    T_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    t: float
+    x: float
+    y: float
+    nearest_asset_id: int
+    def __init__(self, step: _Optional[int] = ..., t: _Optional[float] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., nearest_asset_id: _Optional[int] = ...) -> None: ...
+
+class ProjectResponse(_message.Message):
+    __slots__ = ("method", "points", "path", "total")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    points: _containers.RepeatedCompositeFieldContainer[ProjectedPoint]
+    path: _containers.RepeatedCompositeFieldContainer[PathPoint]
+    total: int
+    def __init__(self, method: _Optional[str] = ..., points: _Optional[_Iterable[_Union[ProjectedPoint, _Mapping]]] = ..., path: _Optional[_Iterable[_Union[PathPoint, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...

@@ -50,6 +50,41 @@ class SearchServiceStub:
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=assetsearch_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.Interpolate = channel.unary_stream(
+                '/assetsearch.v1.SearchService/Interpolate',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.InterpolateRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+                _registered_method=True)
+        self.Traverse = channel.unary_stream(
+                '/assetsearch.v1.SearchService/Traverse',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.TraverseRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+                _registered_method=True)
+        self.CreateDirection = channel.unary_unary(
+                '/assetsearch.v1.SearchService/CreateDirection',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.CreateDirectionRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+                _registered_method=True)
+        self.ListDirections = channel.unary_unary(
+                '/assetsearch.v1.SearchService/ListDirections',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.ListDirectionsRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.ListDirectionsResponse.FromString,
+                _registered_method=True)
+        self.GetDirection = channel.unary_unary(
+                '/assetsearch.v1.SearchService/GetDirection',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.GetDirectionRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+                _registered_method=True)
+        self.DeleteDirection = channel.unary_unary(
+                '/assetsearch.v1.SearchService/DeleteDirection',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.DeleteDirectionRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.DeleteDirectionResponse.FromString,
+                _registered_method=True)
+        self.Project = channel.unary_unary(
+                '/assetsearch.v1.SearchService/Project',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.ProjectRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.ProjectResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -77,6 +112,56 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Interpolate(self, request, context):
+        """Walks from one query to another in N steps (lerp or slerp), one result set per step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Traverse(self, request, context):
+        """Walks origin + t * direction, one result set per step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateDirection(self, request, context):
+        """Stores a named direction: mean(positive examples) - mean(negative examples).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDirections(self, request, context):
+        """Every named direction of a collection, with the entanglement report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDirection(self, request, context):
+        """One named direction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDirection(self, request, context):
+        """Deletes a named direction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Project(self, request, context):
+        """A 2-D map of a collection (PCA, or UMAP when installed), optionally with an
+        interpolation path drawn on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +179,41 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.ListCollectionsRequest.FromString,
                     response_serializer=assetsearch_dot_v1_dot_search__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'Interpolate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Interpolate,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.InterpolateRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.StepResult.SerializeToString,
+            ),
+            'Traverse': grpc.unary_stream_rpc_method_handler(
+                    servicer.Traverse,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.TraverseRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.StepResult.SerializeToString,
+            ),
+            'CreateDirection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDirection,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.CreateDirectionRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.Direction.SerializeToString,
+            ),
+            'ListDirections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDirections,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.ListDirectionsRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.ListDirectionsResponse.SerializeToString,
+            ),
+            'GetDirection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDirection,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.GetDirectionRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.Direction.SerializeToString,
+            ),
+            'DeleteDirection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDirection,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.DeleteDirectionRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.DeleteDirectionResponse.SerializeToString,
+            ),
+            'Project': grpc.unary_unary_rpc_method_handler(
+                    servicer.Project,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.ProjectRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.ProjectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +298,195 @@ class SearchService:
             '/assetsearch.v1.SearchService/ListCollections',
             assetsearch_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
             assetsearch_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Interpolate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/Interpolate',
+            assetsearch_dot_v1_dot_search__pb2.InterpolateRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Traverse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/Traverse',
+            assetsearch_dot_v1_dot_search__pb2.TraverseRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDirection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/CreateDirection',
+            assetsearch_dot_v1_dot_search__pb2.CreateDirectionRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDirections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/ListDirections',
+            assetsearch_dot_v1_dot_search__pb2.ListDirectionsRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.ListDirectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDirection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/GetDirection',
+            assetsearch_dot_v1_dot_search__pb2.GetDirectionRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDirection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/DeleteDirection',
+            assetsearch_dot_v1_dot_search__pb2.DeleteDirectionRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.DeleteDirectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Project(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/Project',
+            assetsearch_dot_v1_dot_search__pb2.ProjectRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.ProjectResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,152 @@
+"""Tests of the 2-D map: projection, PNG and HTML rendering, thumbnails."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latent.errors import FailedPrecondition, InvalidArgument
+from latent.navigation import interpolate
+from latent.projection import HEIGHT, WIDTH, Projection, render_html, render_png, thumbnail_data_uri
+
+DIM = 32
+
+
+def clustered(n_clusters: int = 5, per: int = 40) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(n_clusters, DIM))
+    vectors = np.repeat(centres, per, axis=0) + 0.15 * rng.normal(size=(n_clusters * per, DIM))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = ["circle", "square", "triangle", "star", "ring", "cross", "wave", "dot"]
+    return vectors.astype(np.float32), [
+        names[i % len(names)] for i in np.repeat(range(n_clusters), per)
+    ]
+
+
+def test_pca_projection_shape_determinism_and_separation():
+    vectors, categories = clustered()
+    first = Projection.fit(vectors)
+    points = first.transform(vectors)
+    assert first.method == "pca"
+    assert points.shape == (len(vectors), 2) and points.dtype == np.float32
+    assert np.array_equal(points, Projection.fit(vectors).transform(vectors))
+    # clusters stay apart on the map: each point is nearer its own cluster's centre
+    labels = np.array(categories)
+    centres = {c: points[labels == c].mean(axis=0) for c in set(categories)}
+    spread = np.mean(
+        [np.linalg.norm(points[labels == c] - m, axis=1).mean() for c, m in centres.items()]
+    )
+    gaps = [np.linalg.norm(centres[a] - centres[b]) for a in centres for b in centres if a < b]
+    assert min(gaps) > spread
+
+
+def test_projection_transforms_new_points_and_checks_dimension():
+    vectors, _ = clustered()
+    projection = Projection.fit(vectors)
+    assert projection.transform(vectors[:3] * 1.0).shape == (3, 2)
+    with pytest.raises(InvalidArgument, match="dimension"):
+        projection.transform(vectors[:, :-1])
+    with pytest.raises(InvalidArgument):
+        Projection.fit(np.zeros((0, DIM)))
+    with pytest.raises(InvalidArgument, match="method"):
+        Projection.fit(vectors, method="tsne")  # type: ignore[arg-type]
+
+
+def test_umap_without_the_package_is_a_failed_precondition():
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        with pytest.raises(FailedPrecondition, match="pip install umap-learn"):
+            Projection.fit(clustered()[0], method="umap")
+    else:
+        projection = Projection.fit(clustered()[0], method="umap", seed=0)
+        assert projection.transform(clustered()[0][:4]).shape == (4, 2)
+
+
+def test_render_png_writes_an_image_with_the_category_colours(tmp_path: Path):
+    vectors, categories = clustered()
+    points = Projection.fit(vectors).transform(vectors)
+    out = tmp_path / "map.png"
+    path = points[[0, 60, 120]]
+    render_png(points, categories, out, path=path, title="demo map")
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
+        colours = {rgb for _, rgb in image.convert("RGB").getcolors(maxcolors=1 << 16)}
+    # the first two palette colours (the two biggest categories) are drawn
+    assert (0x1F, 0x77, 0xB4) in colours and (0xFF, 0x7F, 0x0E) in colours
+
+
+def test_render_png_handles_a_single_point_and_many_categories(tmp_path: Path):
+    render_png(np.zeros((1, 2)), ["only"], tmp_path / "one.png")
+    many = [f"cat{i}" for i in range(40)]
+    render_png(np.random.default_rng(0).normal(size=(40, 2)), many, tmp_path / "many.png")
+    with Image.open(tmp_path / "many.png") as image:
+        assert image.size == (WIDTH, HEIGHT)
+    with pytest.raises(InvalidArgument, match="per-point"):
+        render_png(np.zeros((3, 2)), ["a"], tmp_path / "bad.png")
+
+
+def test_render_html_escapes_labels_and_is_self_contained(tmp_path: Path):
+    points = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]])
+    labels = ["<script>alert(1)</script>", 'quote " & amp', "plain.jpg"]
+    colors = ["<b>cat</b>", "x", "x"]
+    out = tmp_path / "map.html"
+    render_html(points, labels, colors, out, path=points[:2], title="<i>t</i>")
+    text = out.read_text(encoding="utf-8")
+    assert "<svg" in text and "<polyline" in text
+    for label in labels:
+        assert html.escape(label, quote=True) in text
+    assert "<script>alert(1)</script>" not in text
+    assert "<b>cat</b>" not in text and "<i>t</i>" not in text
+    assert not re.search(r"(src|href)=[\"']?https?:", text)  # nothing fetched from the network
+    assert text.count("<script>") == 1
+
+
+def test_render_html_embeds_only_data_thumbnails(tmp_path: Path):
+    points = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]])
+    thumbs = ["data:image/jpeg;base64,AAAA", "javascript:alert(1)", None]
+    out = tmp_path / "map.html"
+    render_html(points, ["a", "b", "c"], ["x", "y", "x"], out, thumbnails=thumbs)
+    text = out.read_text(encoding="utf-8")
+    assert "data:image/jpeg;base64,AAAA" in text
+    assert "javascript:alert" not in text
+
+
+def test_render_html_script_data_cannot_close_the_script(tmp_path: Path):
+    out = tmp_path / "map.html"
+    evil = "data:image/png;base64,</script><script>alert(1)</script>"
+    render_html(np.zeros((1, 2)), ["a"], ["x"], out, thumbnails=[evil])
+    assert out.read_text(encoding="utf-8").count("</script>") == 1
+
+
+def test_thumbnail_data_uri(tmp_path: Path):
+    image_path = tmp_path / "big.png"
+    Image.new("RGBA", (400, 200), (255, 0, 0, 128)).save(image_path)
+    uri = thumbnail_data_uri(image_path, size=64)
+    assert uri is not None and uri.startswith("data:image/jpeg;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as thumb:
+        assert thumb.size == (64, 32)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    assert thumbnail_data_uri(broken) is None
+    assert thumbnail_data_uri(tmp_path / "missing.png") is None
+
+
+def test_a_path_projects_onto_the_map(tmp_path: Path):
+    vectors, categories = clustered()
+    projection = Projection.fit(vectors)
+    steps = interpolate(vectors[0], vectors[-1], 8)
+    path = projection.transform(np.stack([p for _, p in steps]))
+    points = projection.transform(vectors)
+    assert np.allclose(path[0], points[0], atol=1e-4) and np.allclose(
+        path[-1], points[-1], atol=1e-4
+    )
+    render_html(points, categories, categories, tmp_path / "m.html", path=path)
+    assert (tmp_path / "m.html").read_text(encoding="utf-8").count('class="step"') == 8
