@@ -1,0 +1,311 @@
+"""Retrieval quality and cost of a model on a fresh demo library (table + BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from latent.demo_train import captions  # noqa: E402
+from latent.demo_train.captions import Query  # noqa: E402
+from latent.demo_world import COLORS, DemoObject, Scene, generate_library  # noqa: E402
+
+BENCH_SEED = 20261124  # never used by the trainer (it draws from seeds 0..N with other streams)
+LEVELS = ("color+shape", "+size", "+position", "+background")
+TARGETS = {"template": 0.90, "held_out": 0.70, "image": 0.90, "arithmetic": 0.80}
+
+
+class EncoderLike(Protocol):
+    """The part of latent.encoders.Encoder the benchmark uses."""
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Library:
+    """A generated library: its scenes, file paths and image embeddings."""
+
+    scenes: list[Scene]
+    paths: list[Path]
+    vectors: np.ndarray
+
+
+def load_encoder(spec: str) -> EncoderLike:
+    """Loads a model through assetsearch's encoder, or the demo trainer's loader as fallback.
+
+    Args:
+        spec: A model spec ("builtin:demo", "local-dir:PATH", ...).
+
+    Returns:
+        An object with encode_images and encode_texts (L2-normalised float32 rows).
+    """
+    try:
+        from latent.encoders import load_encoder as core_load
+    except ImportError:
+        return _FallbackEncoder(spec)
+    return core_load(spec)
+
+
+class _FallbackEncoder:
+    """Loads builtin:/local-dir: demo models with latent.demo_train.artifact.load_model."""
+
+    def __init__(self, spec: str) -> None:
+        import torch
+
+        from latent.demo_train import artifact
+
+        kind, _, target = spec.partition(":")
+        path = ROOT / "latent" / "models" / target if kind == "builtin" else Path(target)
+        self._torch = torch
+        self._model: Any
+        self._model, self._preprocess, self._tokenizer = artifact.load_model(path)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        batch = self._torch.stack([self._preprocess(im) for im in images])
+        with self._torch.inference_mode():
+            return _unit(self._model.encode_image(batch).numpy())
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        with self._torch.inference_mode():
+            return _unit(self._model.encode_text(self._tokenizer(list(texts))).numpy())
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _scene(label: dict) -> Scene:
+    objs = tuple(DemoObject(**o) for o in label["objects"])
+    return Scene(label["background"], objs)
+
+
+def build_library(
+    encoder: EncoderLike, directory: Path, count: int, seed: int
+) -> tuple[Library, float]:
+    """Generates (or reuses) a library and embeds every image.
+
+    Returns:
+        The library and the image throughput in images/s (decode + preprocess + vision tower).
+    """
+    labels_file = directory / "labels.jsonl"
+    if not labels_file.exists():
+        generate_library(directory, count=count, seed=seed)
+    rows = [json.loads(line) for line in labels_file.read_text().splitlines()]
+    rows = [r for r in rows if "segments" not in r][:count]
+    paths = [directory / r["file"] for r in rows]
+    started = time.perf_counter()
+    chunks = []
+    for start in range(0, len(paths), 64):
+        images = [Image.open(p).convert("RGB") for p in paths[start:start + 64]]
+        chunks.append(encoder.encode_images(images))
+    rate = len(paths) / (time.perf_counter() - started)
+    return Library([_scene(r) for r in rows], paths, np.concatenate(chunks)), rate
+
+
+def level_query(obj: DemoObject, background: str, level: int) -> Query:
+    """The query of one difficulty level for an object (0 = colour+shape ... 3 = +background)."""
+    size = obj.size if level == 1 else None
+    position = obj.position if level == 2 else None
+    bg = background if level == 3 else None
+    return Query(((obj.shape, obj.color, size, position),), bg)
+
+
+def precision_at(scores: np.ndarray, relevant: np.ndarray, k: int = 10,
+                 exclude: int | None = None) -> float:
+    """Precision of the top min(k, #relevant) hits (so rare combinations are not capped)."""
+    if exclude is not None:
+        scores = scores.copy()
+        scores[exclude] = -np.inf
+        relevant = relevant.copy()
+        relevant[exclude] = False
+    k = max(1, min(k, int(relevant.sum())))
+    top = np.argsort(-scores, kind="stable")[:k]
+    return float(relevant[top].mean())
+
+
+def text_precision(encoder: EncoderLike, lib: Library, vocab: captions.Vocabulary,
+                   per_level: int, rng: np.random.Generator) -> dict[str, float]:
+    """Mean precision@10 of text queries, per level, phrased in the given vocabulary."""
+    results = {}
+    for level, name in enumerate(LEVELS):
+        queries, texts = [], []
+        for i in rng.choice(len(lib.scenes), per_level, replace=False):
+            scene = lib.scenes[int(i)]
+            obj = scene.objects[int(rng.integers(len(scene.objects)))]
+            q = level_query(obj, scene.background, level)
+            queries.append(q)
+            texts.append(captions.phrase(q, vocab, rng))
+        vecs = encoder.encode_texts(texts)
+        scores = [precision_at(lib.vectors @ v, np.array([q.matches(s) for s in lib.scenes]))
+                  for q, v in zip(queries, vecs, strict=True)]
+        results[name] = float(np.mean(scores))
+        results[name + " example"] = texts[0]  # type: ignore[assignment]
+    return results
+
+
+def _single_object_ids(lib: Library, n: int, rng: np.random.Generator) -> list[int]:
+    ids = [i for i, s in enumerate(lib.scenes) if len(s.objects) == 1]
+    return [int(i) for i in rng.choice(ids, min(n, len(ids)), replace=False)]
+
+
+def _has(scene: Scene, shape: str, color: str) -> bool:
+    return any(o.shape == shape and o.color == color for o in scene.objects)
+
+
+def image_precision(lib: Library, n: int, rng: np.random.Generator) -> float:
+    """Mean share of an image's top-10 neighbours with an object of its shape and colour."""
+    scores = []
+    for i in _single_object_ids(lib, n, rng):
+        obj = lib.scenes[i].objects[0]
+        rel = np.array([_has(s, obj.shape, obj.color) for s in lib.scenes])
+        scores.append(precision_at(lib.vectors @ lib.vectors[i], rel, exclude=i))
+    return float(np.mean(scores))
+
+
+def arithmetic_precision(encoder: EncoderLike, lib: Library, n: int,
+                         rng: np.random.Generator) -> float:
+    """image(X-coloured S) - "X" + "Y": share of the top-10 that are Y-coloured S."""
+    words = encoder.encode_texts(list(COLORS))
+    scores = []
+    for i in _single_object_ids(lib, n, rng):
+        obj = lib.scenes[i].objects[0]
+        target = str(rng.choice([c for c in COLORS if c != obj.color]))
+        q = lib.vectors[i] - words[COLORS.index(obj.color)] + words[COLORS.index(target)]
+        rel = np.array([_has(s, obj.shape, target) for s in lib.scenes])
+        scores.append(precision_at(lib.vectors @ (q / np.linalg.norm(q)), rel, exclude=i))
+    return float(np.mean(scores))
+
+
+def text_latency_ms(encoder: EncoderLike, repeats: int = 50) -> float:
+    """Median wall time of embedding one short text query."""
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        encoder.encode_texts([f"a small red circle in the top left corner {i}"])
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, as Linux reports it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run(model: str, directory: Path, count: int, seed: int, n: int) -> dict[str, object]:
+    """Measures every figure; returns them keyed by name."""
+    encoder = load_encoder(model)
+    lib, rate = build_library(encoder, directory, count, seed)
+    rng = np.random.default_rng(seed)
+    return {
+        "template": text_precision(encoder, lib, captions.TRAIN_VOCAB, n, rng),
+        "held_out": text_precision(encoder, lib, captions.HELD_OUT_VOCAB, n, rng),
+        "image": image_precision(lib, n, rng),
+        "arithmetic": arithmetic_precision(encoder, lib, n, rng),
+        "text_ms": text_latency_ms(encoder),
+        "images_per_s": rate,
+        "count": len(lib.scenes),
+    }
+
+
+def _mean(levels: dict[str, float]) -> float:
+    return float(np.mean([levels[name] for name in LEVELS]))
+
+
+def table(r: dict) -> str:
+    """Markdown table of the figures, with targets and pass/below marks."""
+    def mark(value: float, key: str) -> str:
+        return "meets" if value >= TARGETS[key] else "**below**"
+
+    rows = ["| figure | value | target | |", "|---|---|---|---|"]
+    for key, label in (("template", "text→image P@10, template wording"),
+                       ("held_out", "text→image P@10, held-out phrasings")):
+        for name in LEVELS:
+            rows.append(f"| {label}: {name} | {r[key][name]:.3f} | | |")
+        m = _mean(r[key])
+        rows.append(f"| **{label}: mean** | **{m:.3f}** | ≥ {TARGETS[key]:.2f} | {mark(m, key)} |")
+    rows.append(f"| image→image P@10 (same shape and colour) | {r['image']:.3f} | ≥ 0.90 | "
+                f"{mark(r['image'], 'image')} |")
+    rows.append(f"| arithmetic image − \"X\" + \"Y\" P@10 | {r['arithmetic']:.3f} | ≥ 0.80 | "
+                f"{mark(r['arithmetic'], 'arithmetic')} |")
+    rows.append(f"| text query embedding p50 | {r['text_ms']:.1f} ms | | |")
+    rows.append(f"| images/s (decode + preprocess + vision tower) | {r['images_per_s']:.0f} | | |")
+    return "\n".join(rows)
+
+
+def section(r: dict, model: str, command: str) -> str:
+    """The "## Model quality" section of BENCHMARKS.md."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    examples = "\n".join(f"- {k}: \"{r[k][n + ' example']}\"" for k in ("template", "held_out")
+                         for n in LEVELS)
+    return (
+        "## Model quality\n\n"
+        f"Model `{model}` on a fresh demo library of {r['count']} images (seed {BENCH_SEED}, "
+        "never used in training); exact cosine search in numpy. P@10 counts the top "
+        "min(10, #relevant) hits, so rare attribute combinations are not capped.\n\n"
+        f"Machine: `{platform.machine()}`, {cpu_model()}, {os.cpu_count()} cores; {when}.\n"
+        f"Command: `{command}`\n\n{table(r)}\n\nExample queries:\n\n{examples}\n"
+    )
+
+
+def update_benchmarks(path: Path, text: str) -> None:
+    """Replaces (or appends) the "## Model quality" section, leaving the rest as it is."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = old.find("## Model quality")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + 1)
+        new = old[:start] + text + ("" if end < 0 else old[end:])
+    path.write_text(new, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
+    """Runs the benchmark from the command line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="builtin:demo")
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=BENCH_SEED)
+    parser.add_argument("--queries", type=int, default=100, help="queries per figure and level")
+    parser.add_argument("--library", type=Path, help="reuse/generate the library here")
+    parser.add_argument("--benchmarks", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = args.library or Path(tmp) / "library"
+        r = run(args.model, directory, args.count, args.seed, args.queries)
+    out(table(r))
+    if not args.no_write:
+        args_text = shlex.join(argv if argv is not None else sys.argv[1:])
+        command = "python bench/quality.py " + args_text
+        update_benchmarks(args.benchmarks, section(r, args.model, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
