@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +18,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402 - bench/ is a folder of scripts, not a package
 
 from latent.demo_train import captions  # noqa: E402
 from latent.demo_train.captions import Query  # noqa: E402
@@ -206,17 +205,6 @@ def text_latency_ms(encoder: EncoderLike, repeats: int = 50) -> float:
     return float(np.median(times))
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name, as Linux reports it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def run(model: str, directory: Path, count: int, seed: int, n: int) -> dict[str, object]:
     """Measures every figure; returns them keyed by name."""
     encoder = load_encoder(model)
@@ -259,30 +247,16 @@ def table(r: dict) -> str:
 
 
 def section(r: dict, model: str, command: str) -> str:
-    """The "## Model quality" section of BENCHMARKS.md."""
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """The body of the "## Model quality" section of BENCHMARKS.md."""
     examples = "\n".join(f"- {k}: \"{r[k][n + ' example']}\"" for k in ("template", "held_out")
                          for n in LEVELS)
     return (
-        "## Model quality\n\n"
         f"Model `{model}` on a fresh demo library of {r['count']} images (seed {BENCH_SEED}, "
         "never used in training); exact cosine search in numpy. P@10 counts the top "
         "min(10, #relevant) hits, so rare attribute combinations are not capped.\n\n"
-        f"Machine: `{platform.machine()}`, {cpu_model()}, {os.cpu_count()} cores; {when}.\n"
+        f"Machine: {common.machine()}; {common.utc_now()}.\n"
         f"Command: `{command}`\n\n{table(r)}\n\nExample queries:\n\n{examples}\n"
     )
-
-
-def update_benchmarks(path: Path, text: str) -> None:
-    """Replaces (or appends) the "## Model quality" section, leaving the rest as it is."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = old.find("## Model quality")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + 1)
-        new = old[:start] + text + ("" if end < 0 else old[end:])
-    path.write_text(new, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
@@ -301,9 +275,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         r = run(args.model, directory, args.count, args.seed, args.queries)
     out(table(r))
     if not args.no_write:
-        args_text = shlex.join(argv if argv is not None else sys.argv[1:])
-        command = "python bench/quality.py " + args_text
-        update_benchmarks(args.benchmarks, section(r, args.model, command.strip()))
+        command = common.command_line("bench/quality.py", argv)
+        common.replace_section(args.benchmarks, "Model quality", section(r, args.model, command))
     return 0
 
 
