@@ -32,8 +32,13 @@ class VectorIndex(Protocol):
         """Remove ids (absent ones are ignored); returns how many were removed."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query row; missing slots have id -1."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query row; missing slots have id -1.
+
+        ``allowed`` (int64 ids) restricts the search to those ids (a FAISS id selector).
+        """
         ...
 
     def ids(self) -> np.ndarray:
@@ -89,13 +94,18 @@ class FlatIndex:
             return 0
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by inner product."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k by inner product, optionally only over ``allowed`` ids."""
         matrix = _as_matrix(queries, self.dim)
-        if not len(self) or k <= 0:
+        if not len(self) or k <= 0 or (allowed is not None and not len(allowed)):
             return np.zeros((len(matrix), 0), np.float32), np.zeros((len(matrix), 0), np.int64)
-        scores, ids = self._index.search(matrix, min(k, len(self)))
-        return scores, ids
+        k = min(k, len(self))
+        if allowed is None:
+            return self._index.search(matrix, k)
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        return self._index.search(matrix, k, params=faiss.SearchParameters(sel=selector))
 
     def ids(self) -> np.ndarray:
         """Every id, in storage order."""
