@@ -79,6 +79,34 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_vectors(args: argparse.Namespace) -> int:
+    """Import vectors computed elsewhere into a collection of the catalog."""
+    from tqdm import tqdm
+
+    from indexer.vector_files import import_files
+
+    if args.batch_rows < 1:
+        print("error: --batch-rows must be at least 1", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    bar = tqdm(unit="vec", disable=not sys.stderr.isatty(), file=sys.stderr)
+    try:
+        summary = import_files(
+            _catalog(settings),
+            Path(args.vectors),
+            Path(args.ids),
+            settings.collection,
+            model_spec=args.model or "",
+            metadata_path=Path(args.metadata) if args.metadata else None,
+            chunk=args.batch_rows,
+            progress=bar.update,
+        )
+    finally:
+        bar.close()
+    print(summary)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve gRPC until SIGINT or SIGTERM."""
     from service.server import AssetSearchServer
@@ -134,19 +162,37 @@ def cmd_search(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.pages < 0:
+        print("error: --pages must be 0 (all) or more", file=sys.stderr)
+        return 2
+    where = _filter_arg(args.filter)
+    shown, response, token = 0, None, args.page_token or ""
     with SearchClient(settings.server) as client:
-        response = client.search(
-            top_k=args.top_k,
-            collection=args.collection or "",
-            explain=args.explain,
-            diversity=args.diversity,
-            dedup_threshold=args.dedup,
-            snap=args.snap,
-            **query,
-        )
+        for page in range(args.pages or sys.maxsize):
+            response = client.search(
+                top_k=args.top_k,
+                collection=args.collection or "",
+                explain=args.explain,
+                diversity=args.diversity,
+                dedup_threshold=args.dedup,
+                snap=args.snap,
+                filter=where,
+                page_token=token,
+                **query,
+            )
+            _print_search_page(response, args.json, explain=page == 0)
+            shown, token = shown + len(response.hits), response.next_page_token
+            if not token:
+                break
+    if response is not None:
+        _print_search_end(response, shown, args.json)
+    return 0
+
+
+def _print_search_page(response: Any, as_json: bool, explain: bool) -> None:
     explanation = response.explanation if response.HasField("explanation") else None
-    for rank, hit in enumerate(response.hits, 1):
-        if args.json:
+    for rank, hit in enumerate(response.hits, response.offset + 1):
+        if as_json:
             row = _hit_dict(rank, hit)
             if explanation is not None:
                 row["term_cosines"] = dict(
@@ -155,16 +201,41 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         else:
             print(f"{rank:>3}  {hit.score:7.4f}  #{hit.asset_id:<7} {hit.media_type:<6} {hit.uri}")
-    if explanation is not None:
-        _print_explanation(explanation, args.json)
-    if not args.json:
+    if explanation is not None and explain:
+        _print_explanation(explanation, as_json)
+    if response.collection_changed:
         print(
-            f"({len(response.hits)} hits from {response.collection}, "
-            f"{response.index_size} vectors, "
+            "warning: the collection changed since the page token was issued; a hit may "
+            "repeat or be missed (search again without --page-token for an exact walk)",
+            file=sys.stderr,
+        )
+
+
+def _print_search_end(response: Any, shown: int, as_json: bool) -> None:
+    # stdout stays one hit per line (JSON Lines with --json); the page token goes to stderr.
+    token = response.next_page_token
+    if not as_json:
+        print(
+            f"({shown} hits from {response.collection}, {response.index_size} vectors, "
             f"{response.took_ms:.1f} ms)",
             file=sys.stderr,
         )
-    return 0
+    if token:
+        print(f"more: --page-token {token}", file=sys.stderr)
+
+
+def _filter_arg(texts: list[str] | None) -> Any:
+    """The --filter flags (all must hold) as one Filter; None when none is given."""
+    from latent.filters import combine, parse_filter
+
+    if not texts:
+        return None
+    return combine([parse_filter(t, _absolute) for t in texts])
+
+
+def _absolute(path: str) -> str:
+    """A filter's path, resolved here on the client like the indexer resolves its roots."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _round(x: float) -> float:
@@ -230,6 +301,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             dedupe=args.dedupe,
             collection=args.collection or "",
+            filter=_filter_arg(args.filter),
         )
         _print_steps(steps, args.json)
     return 0
@@ -258,8 +330,40 @@ def cmd_traverse(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             dedupe=args.dedupe,
             collection=args.collection or "",
+            filter=_filter_arg(args.filter),
         )
         _print_steps(steps, args.json)
+    return 0
+
+
+def cmd_variations(args: argparse.Namespace) -> int:
+    """Print assets a small, distinct move away from a seed asset or query."""
+    from service.client import SearchClient
+
+    settings = _settings(args)
+    seed: Any = int(args.seed) if args.seed.isdigit() else _query_arg(args.seed)
+    with SearchClient(settings.server) as client:
+        response = client.variations(
+            seed,
+            n=args.n,
+            radius=args.radius,
+            min_distance=args.min_distance,
+            diversity=args.diversity,
+            collection=args.collection or "",
+        )
+    for rank, hit in enumerate(response.hits, 1):
+        if args.json:
+            print(json.dumps(_hit_dict(rank, hit)))
+        else:
+            print(f"{rank:>3}  cos {hit.score:6.4f}  #{hit.asset_id:<7} {hit.uri}")
+    if not args.json:
+        band = f"{response.min_distance:.3g} to {response.radius:.3g}"
+        hint = "; widen --radius for more" if len(response.hits) < args.n else ""
+        print(
+            f"({len(response.hits)} variations at cosine distance {band} from the seed; "
+            f"{response.in_band} assets in that band{hint})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -337,7 +441,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from latent.projection import render_html, render_png, thumbnail_data_uri
+    from latent.projection import MapText, render_html, render_png, thumbnail_data_uri
     from service.client import SearchClient
 
     out = Path(args.out)
@@ -363,9 +467,17 @@ def cmd_map(args: argparse.Namespace) -> int:
         np.array([[p.x, p.y] for p in response.path], dtype=np.float32) if response.path else None
     )
     name = args.collection or settings.collection
-    title = f"{name}: {len(points)} of {response.total} assets ({response.method})"
+    axis = "PC" if response.method == "pca" else response.method.upper()
+    text = MapText(
+        title=f"{name}: {len(points)} of {response.total} assets ({response.method})",
+        legend_title=args.color_by or "",
+        path_from=args.path[0] if args.path else "",
+        path_to=args.path[1] if args.path else "",
+        x_axis=f"{axis} 1",
+        y_axis=f"{axis} 2",
+    )
     if out.suffix.lower() == ".png":
-        render_png(points, colors, out, path=line, title=title)
+        render_png(points, colors, out, path=line, text=text)
     else:
         files = [
             unquote(urlparse(p.uri).path) if p.uri.startswith("file://") else ""
@@ -379,7 +491,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             f"#{p.asset_id} {Path(files[i] or p.uri).name} {p.color}"
             for i, p in enumerate(response.points)
         ]
-        render_html(points, labels, colors, out, thumbnails=thumbs, path=line, title=title)
+        render_html(points, labels, colors, out, thumbnails=thumbs, path=line, text=text)
     print(f"wrote {out} ({len(points)} points, path of {len(response.path)} steps)")
     return 0
 
@@ -411,6 +523,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     for c in collections:
         counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
         print(f"{c.name}: {c.model_spec} ({c.dim}-d, {c.metric}): {counts}")
+    return 0
+
+
+def cmd_collection(args: argparse.Namespace) -> int:
+    """Set or clear a collection's index override (the servers rebuild in the background)."""
+    from latent.index_policy import IndexSpec
+
+    if args.clear == bool(args.type):
+        raise ValueError("give --type KIND (with its parameters) or --clear")
+    options = None
+    if args.type:
+        params = ("nlist", "nprobe", "m", "ef_construction", "ef_search", "pq_m")
+        given = {k: getattr(args, k) for k in params if getattr(args, k) is not None}
+        spec = IndexSpec.from_dict({"kind": args.type, **given})
+        options = {"kind": spec.kind, **spec.params()}
+    _catalog(_settings(args)).set_index_options(args.name, options)
+    if options is None:
+        print(f"collection {args.name}: index chosen by size and memory budget again")
+    else:
+        print(f"collection {args.name}: index {spec.describe()}; servers rebuild in the background")
     return 0
 
 
@@ -463,10 +595,21 @@ def _client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON Lines")
 
 
+FILTER_HELP = (
+    "only assets matching FILTER, e.g. 'media=image and size>=10KB and mtime>=2024-01-01 "
+    "and path^=./cats and meta.tag in (red, blue)'; repeatable (all must hold)"
+)
+
+
+def _filter_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--filter", action="append", metavar="FILTER", help=FILTER_HELP)
+
+
 def _walk_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=5, help="number of steps (default 5)")
     p.add_argument("--top-k", type=int, default=5, help="hits per step (default 5)")
     p.add_argument("--dedupe", action="store_true", help="show each asset at one step only")
+    _filter_flag(p)
     _client_flags(p)
 
 
@@ -497,6 +640,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser(
+        "import-vectors", help="import vectors computed elsewhere (.npy) into a collection"
+    )
+    p.add_argument("vectors", metavar="FILE.npy", help="float array of shape (rows, dim)")
+    p.add_argument(
+        "--ids",
+        required=True,
+        metavar="IDS_FILE",
+        help="one id per row: a text file (one per line) or a 1-D .npy of integers or strings",
+    )
+    p.add_argument(
+        "--collection", help="collection name (ASSETSEARCH_COLLECTION, default 'default')"
+    )
+    p.add_argument(
+        "--model",
+        help="spec of the model that made the vectors, for a new collection "
+        "(default external:unknown: vector and asset queries only)",
+    )
+    p.add_argument(
+        "--metadata",
+        metavar="FILE.jsonl",
+        help='user metadata: JSON Lines with an "id" per line; other ids keep theirs',
+    )
+    p.add_argument(
+        "--batch-rows", type=int, default=20_000, help="rows per transaction (default 20000)"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_import_vectors)
 
     p = sub.add_parser("serve", help="serve the gRPC API")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -538,6 +710,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--snap", action="store_true", help="move a query in a sparse region to its neighbours"
     )
+    _filter_flag(p)
+    p.add_argument(
+        "--page-token",
+        metavar="TOKEN",
+        help="continue after an earlier page of this same search (printed as 'more: ...')",
+    )
+    p.add_argument(
+        "--pages", type=int, default=1, help="pages of --top-k hits to fetch (0: all; default 1)"
+    )
     p.set_defaults(func=cmd_search)
 
     walk_help = "expression, e.g. asset:42 or '\"red circle\"' or image:a.jpg"
@@ -560,6 +741,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=float, default=0.25, help="distance between steps (default 0.25)")
     _walk_flags(p)
     p.set_defaults(func=cmd_traverse)
+
+    p = sub.add_parser(
+        "variations", help="assets a small, distinct move away from an asset (or a query)"
+    )
+    p.add_argument("seed", metavar="ASSET_ID", help="an asset id, or an expression: " + walk_help)
+    p.add_argument(
+        "--radius",
+        type=float,
+        help="largest cosine distance (1 - cos) from the seed, in (0, 2] "
+        "(default: 1.5x the collection's typical neighbour distance)",
+    )
+    p.add_argument("-n", type=int, default=8, help="number of variations (default 8)")
+    p.add_argument(
+        "--min-distance",
+        type=float,
+        help="closer assets are near-duplicates and left out (default 0.02)",
+    )
+    p.add_argument(
+        "--diversity",
+        type=float,
+        help="0 = nearest in the band, 1 = most distinct directions (default 0.3)",
+    )
+    _client_flags(p)
+    p.set_defaults(func=cmd_variations)
 
     p = sub.add_parser("map", help="a 2-D map of a collection as interactive HTML or PNG")
     p.add_argument("--out", required=True, metavar="map.html|map.png", help="output file")
@@ -597,6 +802,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _common(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("collection", help="collection settings: its index type")
+    csub = p.add_subparsers(dest="collection_command", required=True, metavar="ACTION")
+    ix = csub.add_parser(
+        "set-index", help="override the index type and parameters (or --clear the override)"
+    )
+    ix.add_argument("name", help="collection name")
+    ix.add_argument(
+        "--type", choices=("flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq"), help="index type"
+    )
+    for flag, what in (
+        ("--nlist", "IVF lists"),
+        ("--nprobe", "IVF lists probed per query (default: tuned for recall@10 >= 0.97)"),
+        ("--m", "HNSW links per node (default 32)"),
+        ("--ef-construction", "HNSW build beam (default 80)"),
+        ("--ef-search", "HNSW search beam (default: tuned)"),
+        ("--pq-m", "PQ bytes per vector; must divide the dimension (default dim/4)"),
+    ):
+        ix.add_argument(flag, type=int, help=what)
+    ix.add_argument("--clear", action="store_true", help="let size and memory budget decide")
+    _common(ix)
+    p.set_defaults(func=cmd_collection)
 
     p = sub.add_parser("db", help="catalog schema migrations")
     dbsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -123,6 +123,7 @@ class Indexer:
 
     def _index_root(self, collection: CollectionInfo, root: Path, summary: Summary) -> None:
         known = self._known = self.catalog.file_states(collection.id, root_prefix(root))
+        log.info("scanning %s: %d files known to the catalog", root, len(known))
         seen: set[str] = set()
         todo = self._diff(collection, scan(root), known, seen, summary)
         self._encode_and_commit(collection, todo, summary)
@@ -135,7 +136,9 @@ class Indexer:
         )
         vanished = [uri for uri, s in known.items() if uri not in seen and s.state != "deleted"]
         for start in range(0, len(vanished), 1000):
-            self.catalog.commit(collection, [], vanished[start : start + 1000])
+            chunk = vanished[start : start + 1000]
+            log.info("committing %d vanished files as deleted", len(chunk))
+            self.catalog.commit(collection, [], chunk)
         summary.deleted += len(vanished)
 
     def _diff(
@@ -227,6 +230,7 @@ class Indexer:
                 write.vectors = next(rows)[None, :]
                 summary.indexed += 1
             writes.append(write)
+        log.info("committing %d files", len(writes))
         self.catalog.commit(collection, writes)
         self._tick(len(batch))
 

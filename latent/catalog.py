@@ -8,6 +8,7 @@ runs in one transaction that first locks its collection's row, so the change log
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,16 +29,23 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import Select
 
 from latent.errors import AlreadyExists, DimensionMismatch, FailedPrecondition, NotFound
-from latent.schema import Asset, Change, Collection, Direction, Embedding
+from latent.external import MEDIA_TYPE as EXTERNAL_MEDIA_TYPE
+from latent.external import ImportCounts, check_batch, external_uri
+from latent.filters import Filter, where_clause
+from latent.schema import Asset, Change, Collection, Direction, Embedding, IndexOptions
 from migrations import SCRIPT_LOCATION
 
 IN_CHUNK = 500  # ids per IN (...) list: well under every backend's bound-parameter limit
+MIGRATION_LOCK = 0x61737365747372  # PostgreSQL advisory lock key of schema migrations ("assetsr")
+MATCH_CHUNK = 2000  # candidate ids per post-filter query (id-only, so larger chunks pay)
 STORE_DTYPE = np.dtype("<f2")  # embeddings are stored as float16: half the bytes, ~1e-3 error
 
 
@@ -117,12 +125,17 @@ class DirectionRecord:
 
 @dataclass(frozen=True)
 class ChangeBatch:
-    """Change-log entries after a ``seq``: ids removed, then ids and vectors added."""
+    """Change-log entries after a ``seq``: ids removed, then ids and vectors added.
+
+    ``updated`` holds embeddings whose asset row changed (metadata, mtime) while the
+    vector stayed: nothing for the index, but a cached copy of the asset is stale.
+    """
 
     last_seq: int
     removed: np.ndarray  # embedding ids, int64
     added_ids: np.ndarray  # int64
     added_vectors: np.ndarray  # float32, (n, dim)
+    updated: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -172,6 +185,17 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
+def _lock_migrations(conn: Connection) -> None:
+    """Serialise migrations across processes (SQLite's BEGIN IMMEDIATE already does).
+
+    Processes started together on an empty PostgreSQL database (the service and an
+    indexer job) would each create the tables; the second now waits for the first and
+    then finds the schema at head. Alembic reads the revision after this lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+
 def _alembic_config(conn: Connection) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", SCRIPT_LOCATION)
@@ -213,11 +237,13 @@ class Catalog:
     def upgrade(self, revision: str = "head") -> None:
         """Migrate the schema up to ``revision``."""
         with self._migrate_lock, self._writer.begin() as conn:
+            _lock_migrations(conn)
             command.upgrade(_alembic_config(conn), revision)
 
     def downgrade(self, revision: str) -> None:
         """Migrate the schema down to ``revision`` (``base`` drops everything)."""
         with self._migrate_lock, self._writer.begin() as conn:
+            _lock_migrations(conn)
             command.downgrade(_alembic_config(conn), revision)
 
     def _ensure_schema(self) -> None:
@@ -323,22 +349,56 @@ class Catalog:
             }
 
     def touch(self, collection_id: int, uri: str, mtime_ns: int) -> None:
-        """Record a new mtime for a file whose content did not change."""
+        """Record a new mtime for a file whose content did not change (logged as an update)."""
         with self._writer.begin() as conn:
-            conn.execute(
+            self._lock_collection(conn, collection_id)
+            row = conn.execute(
                 update(Asset)
                 .where(Asset.collection_id == collection_id, Asset.uri == uri)
                 .values(mtime_ns=mtime_ns)
-            )
+                .returning(Asset.id)
+            ).first()
+            if row is not None:
+                self._log_updates(conn, [row.id])
 
     def set_metadata(self, metadata: dict[int, dict[str, Any]]) -> None:
-        """Replace the user metadata of assets (by asset id); vectors are untouched."""
+        """Replace the user metadata of assets (by asset id); vectors are untouched.
+
+        Each affected embedding gets an ``update`` change-log entry, so servers that
+        cache asset rows drop their copies.
+        """
         if not metadata:
             return
+        asset_ids = sorted(metadata)
         with self._writer.begin() as conn:
+            owners = self._collections_of(conn, asset_ids)
+            for collection_id in sorted(set(owners.values())):  # one lock order: no deadlock
+                self._lock_collection(conn, collection_id)
             conn.execute(
                 update(Asset).where(Asset.id == bindparam("b_id")),
                 [{"b_id": k, "user_metadata": v} for k, v in metadata.items()],
+            )
+            self._log_updates(conn, asset_ids)
+
+    def _collections_of(self, conn: Connection, asset_ids: Sequence[int]) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for start in range(0, len(asset_ids), IN_CHUNK):
+            stmt = select(Asset.id, Asset.collection_id).where(
+                Asset.id.in_(asset_ids[start : start + IN_CHUNK])
+            )
+            found.update({r.id: r.collection_id for r in conn.execute(stmt)})
+        return found
+
+    def _log_updates(self, conn: Connection, asset_ids: Sequence[int]) -> None:
+        """Log an ``update`` for every embedding of the assets (their rows changed)."""
+        for start in range(0, len(asset_ids), IN_CHUNK):
+            vectors = select(
+                Embedding.collection_id, literal("update"), Embedding.id, Embedding.asset_id
+            ).where(Embedding.asset_id.in_(asset_ids[start : start + IN_CHUNK]))
+            conn.execute(
+                insert(Change).from_select(
+                    ["collection_id", "op", "embedding_id", "asset_id"], vectors
+                )
             )
 
     def commit(
@@ -507,10 +567,11 @@ class Catalog:
     def changes_since(
         self, collection: CollectionInfo, seq: int, limit: int = 100_000
     ) -> ChangeBatch:
-        """Change-log entries after ``seq``, folded into removals and current additions.
+        """Change-log entries after ``seq``, folded into removals, additions and updates.
 
         An id both added and removed in the range is only removed; an added id whose
-        embedding is gone by now is skipped (a later delete entry covers it).
+        embedding is gone by now is skipped (a later delete entry covers it); an update
+        of an id added in the same range is part of that addition.
         """
         stmt = (
             select(Change.seq, Change.op, Change.embedding_id)
@@ -525,23 +586,30 @@ class Catalog:
                 return ChangeBatch(seq, empty, empty, np.zeros((0, collection.dim), np.float32))
             final: dict[int, str] = {}
             for r in rows:
-                final[r.embedding_id] = r.op
+                if r.op != "update" or final.get(r.embedding_id) != "add":
+                    final[r.embedding_id] = r.op
             wanted = [e for e, op in final.items() if op == "add"]
-            found = (
-                conn.execute(
-                    select(Embedding.id, Embedding.vector, Embedding.dtype).where(
-                        Embedding.id.in_(wanted)
-                    )
-                ).all()
-                if wanted
-                else []
-            )
-        removed = np.fromiter((e for e, op in final.items() if op == "delete"), dtype=np.int64)
+            found: list[Any] = []
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start : start + IN_CHUNK]
+                found.extend(
+                    conn.execute(
+                        select(Embedding.id, Embedding.vector, Embedding.dtype).where(
+                            Embedding.id.in_(chunk)
+                        )
+                    ).all()
+                )
+
+        def ids_of(op: str) -> np.ndarray:
+            return np.fromiter((e for e, o in final.items() if o == op), dtype=np.int64)
+
         added_ids = np.fromiter((r.id for r in found), dtype=np.int64, count=len(found))
         vectors = decode_vectors(
             [r.vector for r in found], [r.dtype for r in found], collection.dim
         )
-        return ChangeBatch(int(rows[-1].seq), removed, added_ids, vectors)
+        return ChangeBatch(
+            int(rows[-1].seq), ids_of("delete"), added_ids, vectors, updated=ids_of("update")
+        )
 
     def save_direction(
         self, collection: CollectionInfo, record: DirectionRecord
@@ -647,22 +715,9 @@ class Catalog:
             return merged
         if not embedding_ids:
             return {}
-        stmt = (
-            select(
-                Embedding.id.label("embedding_id"),
-                Embedding.segment_start,
-                Embedding.segment_end,
-                *_ASSET_COLUMNS,
-            )
-            .join(Asset, Asset.id == Embedding.asset_id)
-            .join(Collection, Collection.id == Asset.collection_id)
-            .where(Embedding.id.in_(list(embedding_ids)), Asset.state == "indexed")
-        )
         with self.engine.connect() as conn:
-            return {
-                r.embedding_id: (_record(r), r.segment_start, r.segment_end)
-                for r in conn.execute(stmt)
-            }
+            rows = conn.execute(_HITS, {"ids": list(embedding_ids)})
+            return {r.embedding_id: (_record(r), r.segment_start, r.segment_end) for r in rows}
 
     def asset_vector(self, asset_id: int, dim: int) -> np.ndarray:
         """The unit-length mean of an asset's vectors (its one vector for an image).
@@ -680,8 +735,245 @@ class Catalog:
         mean = vectors.mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
+    # -- filtered search and bulk import ---------------------------------------------------
+
+    def _searchable(
+        self, collection_id: int | None, where: Filter | None, *columns: Any
+    ) -> Select[Any]:
+        """Stored vectors of indexed assets (of a collection) that match ``where``."""
+        stmt = (
+            select(*columns)
+            .select_from(Embedding)
+            .join(Asset, Asset.id == Embedding.asset_id)
+            .where(Asset.state == "indexed")
+        )
+        if collection_id is not None:
+            stmt = stmt.where(Embedding.collection_id == collection_id)
+        if where is not None and not where.is_empty():
+            stmt = stmt.where(where_clause(where, self.engine.dialect.name))
+        return stmt
+
+    def count_matching(self, collection: CollectionInfo, where: Filter | None) -> int:
+        """How many vectors of the collection's indexed assets match the filter."""
+        stmt = self._searchable(collection.id, where, func.count())
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def matching_ids(
+        self, collection: CollectionInfo, where: Filter | None, limit: int | None = None
+    ) -> np.ndarray:
+        """The embedding (FAISS) ids of those vectors, ascending, as int64.
+
+        With ``limit``, at most that many (the scan stops there).
+        """
+        stmt = self._searchable(collection.id, where, Embedding.id).order_by(Embedding.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return np.array(conn.execute(stmt).scalars().all(), dtype=np.int64)
+
+    def searchable(
+        self, embedding_ids: Sequence[int], where: Filter | None = None
+    ) -> dict[int, int]:
+        """Which of ``embedding_ids`` belong to indexed assets matching the filter.
+
+        The post-filter of a search: one id-only query per chunk of candidates.
+
+        Returns:
+            Asset id by embedding id, for the ids that pass.
+        """
+        out: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(embedding_ids), MATCH_CHUNK):
+                chunk = list(embedding_ids[start : start + MATCH_CHUNK])
+                stmt = self._searchable(None, where, Embedding.id, Embedding.asset_id).where(
+                    Embedding.id.in_(chunk)
+                )
+                out.update({int(e): int(a) for e, a in conn.execute(stmt)})
+        return out
+
+    def import_vectors(
+        self,
+        collection: CollectionInfo,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+        row_offset: int = 0,
+    ) -> ImportCounts:
+        """Write a batch of externally computed vectors in one transaction.
+
+        Row i becomes the asset ``vector:ids[i]`` (media type ``vector``) with one unit
+        vector; an id already there gets its vector replaced, and its metadata when
+        ``metadata[i]`` is not None (None keeps it; a new asset gets ``{}``). The batch
+        is checked before anything is written, and the writes are a few set-wise
+        statements, so a rejected batch leaves no trace.
+
+        Raises:
+            DimensionMismatch: the vectors are not of the collection's dimension.
+            InvalidArgument: no rows, a count mismatch, a bad or repeated id, a NaN,
+                infinite or zero row (row numbers count from ``row_offset``).
+        """
+        if vectors.ndim == 2 and vectors.shape[1] != collection.dim:
+            raise DimensionMismatch(
+                f"the vectors are {vectors.shape[1]}-d; collection {collection.name!r} "
+                f"({collection.model_spec}) is {collection.dim}-d"
+            )
+        unit = check_batch(ids, vectors, metadata, row_offset)
+        blobs = [row.tobytes() for row in unit.astype(STORE_DTYPE)]
+        uris = [external_uri(i) for i in ids]
+        rows = [(u, None if metadata is None else metadata[i]) for i, u in enumerate(uris)]
+        with self._writer.begin() as conn:
+            self._lock_collection(conn, collection.id)
+            existing = self._asset_ids(conn, collection.id, uris)
+            self._replace_external(conn, collection.id, existing, rows)
+            created = self._insert_external_assets(
+                conn, collection.id, [r for r in rows if r[0] not in existing]
+            )
+            owners = [existing.get(u) or created[u] for u in uris]
+            self._insert_external_vectors(conn, collection.id, owners, blobs)
+        return ImportCounts(added=len(uris) - len(existing), replaced=len(existing))
+
+    def _replace_external(
+        self,
+        conn: Connection,
+        collection_id: int,
+        existing: dict[str, int],
+        rows: list[tuple[str, dict[str, Any] | None]],
+    ) -> None:
+        """Drop the old vectors of re-imported ids and mark their assets indexed again."""
+        if not existing:
+            return
+        self._drop_vectors(conn, collection_id, list(existing.values()))
+        revive = (
+            update(Asset)
+            .where(Asset.id == bindparam("b_id"))
+            .values(state="indexed", error=None, updated_at=func.now())
+        )
+        kept = [{"b_id": existing[u]} for u, meta in rows if u in existing and meta is None]
+        replaced = [
+            {"b_id": existing[u], "user_metadata": meta}
+            for u, meta in rows
+            if u in existing and meta is not None
+        ]
+        for params in (kept, replaced):
+            if params:
+                conn.execute(revive, params)
+
+    def _insert_external_assets(
+        self, conn: Connection, collection_id: int, rows: list[tuple[str, dict[str, Any] | None]]
+    ) -> dict[str, int]:
+        """Insert new assets and read their ids back (no per-row RETURNING: far faster)."""
+        if not rows:
+            return {}
+        # Under the collection lock, every asset of this collection above the current
+        # maximum id is one inserted here (SQLite rowids and PostgreSQL sequences grow).
+        before = conn.execute(select(func.max(Asset.id))).scalar() or 0
+        empty = json.dumps({})
+        _bulk_insert(
+            conn,
+            Asset.__table__,
+            ("collection_id", "uri", "media_type", "size", "mtime_ns", "state", "user_metadata"),
+            [
+                (
+                    collection_id,
+                    uri,
+                    EXTERNAL_MEDIA_TYPE,
+                    0,
+                    0,
+                    "indexed",
+                    json.dumps(meta) if meta else empty,
+                )
+                for uri, meta in rows
+            ],
+        )
+        stmt = select(Asset.uri, Asset.id).where(
+            Asset.collection_id == collection_id, Asset.id > before
+        )
+        return dict(conn.execute(stmt).all())
+
+    def _insert_external_vectors(
+        self, conn: Connection, collection_id: int, owners: list[int], blobs: list[bytes]
+    ) -> None:
+        """Insert one embedding per asset and log each as added, set-wise."""
+        before = conn.execute(select(func.max(Embedding.id))).scalar() or 0
+        dtype = STORE_DTYPE.str
+        _bulk_insert(
+            conn,
+            Embedding.__table__,
+            ("collection_id", "asset_id", "vector", "dtype"),
+            [(collection_id, o, blob, dtype) for o, blob in zip(owners, blobs, strict=True)],
+        )
+        added = (
+            select(Embedding.collection_id, literal("add"), Embedding.id, Embedding.asset_id)
+            .where(Embedding.collection_id == collection_id, Embedding.id > before)
+            .order_by(Embedding.id)
+        )
+        conn.execute(
+            insert(Change).from_select(["collection_id", "op", "embedding_id", "asset_id"], added)
+        )
+
+    # -- index options (per-collection index override) -------------------------------------
+
+    def index_options(self, collection_id: int) -> dict[str, Any] | None:
+        """The collection's index override (``IndexSpec`` fields), None when unset."""
+        stmt = select(IndexOptions.options).where(IndexOptions.collection_id == collection_id)
+        with self.engine.connect() as conn:
+            value = conn.execute(stmt).scalar()
+        return dict(value) if value else None
+
+    def set_index_options(self, name: str, options: dict[str, Any] | None) -> None:
+        """Set a collection's index override, or clear it with None.
+
+        Raises:
+            NotFound: no collection has that name.
+        """
+        with self._writer.begin() as conn:
+            collection_id = conn.execute(
+                select(Collection.id).where(Collection.name == name)
+            ).scalar()
+            if collection_id is None:
+                raise NotFound(f"collection {name!r} does not exist (see `assetsearch status`)")
+            conn.execute(delete(IndexOptions).where(IndexOptions.collection_id == collection_id))
+            if options:
+                row = {"collection_id": collection_id, "options": options}
+                conn.execute(insert(IndexOptions).values(**row))
+
 
 _ASSET_COLUMNS = (*Asset.__table__.c, Collection.name.label("collection_name"))
+
+# Built once: constructing the statement per call cost as much as running it (the
+# search hot path joins every hit through it).
+_HITS = (
+    select(
+        Embedding.id.label("embedding_id"),
+        Embedding.segment_start,
+        Embedding.segment_end,
+        *_ASSET_COLUMNS,
+    )
+    .join(Asset, Asset.id == Embedding.asset_id)
+    .join(Collection, Collection.id == Asset.collection_id)
+    .where(Embedding.id.in_(bindparam("ids", expanding=True)), Asset.state == "indexed")
+)
+
+
+def _bulk_insert(
+    conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """One INSERT compiled by SQLAlchemy, run by the driver's executemany over ``rows``.
+
+    On a bulk import SQLAlchemy's per-row parameter processing costs about as much as
+    SQLite's own work; these rows already hold driver values (ints, str, bytes, JSON
+    text), so they go to the driver as they are, still as bound parameters.
+    """
+    stmt = insert(table).values({c: bindparam(c) for c in columns})
+    compiled = stmt.compile(dialect=conn.dialect)
+    if compiled.positional:
+        order = [columns.index(name) for name in compiled.positiontup or ()]
+        in_order = order == list(range(len(columns)))
+        params: list[Any] = rows if in_order else [tuple(row[i] for i in order) for row in rows]
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+    conn.exec_driver_sql(compiled.string, params)
 
 
 def _direction(row: Any) -> DirectionRecord:

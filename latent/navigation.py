@@ -457,3 +457,109 @@ def snap_to_neighbours(neighbours: np.ndarray) -> np.ndarray:
     """
     units = _unit_rows(_matrix(neighbours, "neighbours"))
     return _unit(units.mean(axis=0), "the neighbours' centroid").astype(np.float32)
+
+
+DUPLICATE_DISTANCE = 0.02
+
+
+@dataclass(frozen=True)
+class VariationPicks:
+    """Which candidates were picked as variations of a seed, and how many were in the band."""
+
+    indices: list[int]
+    in_band: int
+
+
+def check_band(radius: float, min_distance: float, diversity: float) -> None:
+    """Validate a variations band and diversity.
+
+    Raises:
+        InvalidArgument: radius outside (0, 2], min_distance outside [0, radius) or
+            diversity outside [0, 1], each with the value that was given.
+    """
+    if not (np.isfinite(radius) and 0.0 < radius <= 2.0):
+        raise InvalidArgument(
+            f"radius is a cosine distance (1 - cosine) in (0, 2], e.g. 0.3; got {radius:g}"
+        )
+    if not (np.isfinite(min_distance) and 0.0 <= min_distance < radius):
+        raise InvalidArgument(
+            f"min_distance must be at least 0 and below the radius ({radius:g}), "
+            f"got {min_distance:g}: lower min_distance or widen the radius"
+        )
+    if not 0.0 <= diversity <= 1.0:
+        raise InvalidArgument(f"diversity must be between 0 and 1, got {diversity}")
+
+
+def pick_variations(
+    seed: np.ndarray,
+    candidates: np.ndarray,
+    n: int,
+    radius: float,
+    min_distance: float = DUPLICATE_DISTANCE,
+    diversity: float = 0.5,
+) -> VariationPicks:
+    """Pick up to n candidates a small, distinct move away from the seed.
+
+    A candidate qualifies when its cosine distance to the seed (1 − cos) lies in
+    [min_distance, radius]: closer ones are the seed itself or near-duplicates of
+    it. Among those, a greedy MMR pick maximises (1−λ)·closeness − λ·redundancy,
+    λ = diversity, where closeness is the position in the band (1 at its inner
+    edge, 0 at the radius) and redundancy is the largest cosine between the
+    candidate's direction away from the seed and a picked one's, so the picks move
+    in different directions (another colour, another size, another backdrop) rather
+    than all the same way. A candidate within min_distance of a pick is a
+    near-duplicate of it and is skipped.
+
+    Args:
+        seed: (d,) seed vector.
+        candidates: (m, d) candidate vectors (normalised here).
+        n: How many to pick, >= 1.
+        radius: Largest cosine distance to the seed, in (0, 2].
+        min_distance: Smallest cosine distance to the seed and between picks, in
+            [0, radius).
+        diversity: 0 picks the nearest; 1 only avoids repeating a direction.
+
+    Returns:
+        The picked indices into `candidates`, in pick order, and the band's size.
+
+    Raises:
+        InvalidArgument: n < 1, a bad band or diversity, zero or non-finite input.
+        DimensionMismatch: seed and candidates differ in dimension.
+    """
+    if n < 1:
+        raise InvalidArgument(f"n must be at least 1, got {n}")
+    check_band(radius, min_distance, diversity)
+    s = _unit(_vector(seed, "seed"), "seed")
+    units = _unit_rows(_matrix(candidates, "candidates", allow_empty=True))
+    if units.shape[0] == 0:
+        return VariationPicks([], 0)
+    _same_dim(s, units, "variations")
+    cos = units @ s
+    band = np.flatnonzero((1.0 - cos >= min_distance) & (1.0 - cos <= radius))
+    closeness = (cos[band] - (1.0 - radius)) / max(radius - min_distance, _EPS)
+    moves = _unit_rows(units[band] - cos[band, None] * s)
+    picked = _greedy_spread(closeness, moves, units[band], n, diversity, 1.0 - min_distance)
+    return VariationPicks([int(band[i]) for i in picked], int(band.size))
+
+
+def _greedy_spread(
+    closeness: np.ndarray,
+    moves: np.ndarray,
+    units: np.ndarray,
+    n: int,
+    diversity: float,
+    duplicate_cos: float,
+) -> list[int]:
+    """MMR over move directions; skips candidates that duplicate a pick."""
+    picked: list[int] = []
+    redundancy = np.zeros(len(closeness))  # nothing picked yet: no redundancy
+    allowed = np.ones(len(closeness), dtype=bool)
+    while len(picked) < n and allowed.any():
+        score = np.where(allowed, (1.0 - diversity) * closeness - diversity * redundancy, -np.inf)
+        best = _best(score, closeness)
+        along = moves @ moves[best]
+        redundancy = np.maximum(redundancy, along) if picked else along
+        picked.append(best)
+        allowed &= units @ units[best] < duplicate_cos
+        allowed[best] = False
+    return picked

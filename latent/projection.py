@@ -32,6 +32,14 @@ PALETTE = (
     "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#637939",
 )  # fmt: skip
 PATH_COLOUR = "#111111"
+LIGHT_OUTLINE = "#777777"
+# Categories that name a colour are drawn in it: a "red" point in the palette's blue misleads.
+NAMED_COLOURS = {
+    "red": "#d62728", "green": "#2ca02c", "blue": "#1f77b4", "yellow": "#f2c500",
+    "purple": "#8e44ad", "orange": "#ff7f0e", "white": "#ffffff", "black": "#222222",
+    "pink": "#f78fc2", "brown": "#8c564b", "gray": "#7f7f7f", "grey": "#7f7f7f",
+    "cyan": "#17becf", "magenta": "#e7298a", "violet": "#8e44ad", "gold": "#d4a017",
+}  # fmt: skip
 
 
 class Projection:
@@ -171,7 +179,7 @@ class _Legend:
     def of(cls, categories: Sequence[str]) -> _Legend:
         counts = sorted(Counter(categories).items(), key=lambda kv: (-kv[1], kv[0]))
         shown = counts if len(counts) <= MAX_LEGEND else counts[: MAX_LEGEND - 1]
-        colour_of = {c: PALETTE[i % len(PALETTE)] for i, (c, _) in enumerate(shown)}
+        colour_of = _colours([c for c, _ in shown])
         entries = [(c, colour_of[c], n) for c, n in shown]
         rest = counts[len(shown) :]
         if rest:
@@ -180,6 +188,33 @@ class _Legend:
 
     def colour(self, category: str) -> str:
         return self.colour_of.get(category, OTHER_COLOUR)
+
+
+def _colours(categories: Sequence[str]) -> dict[str, str]:
+    """A colour per category: its own for a colour name, else the next unused palette one."""
+    named = {c: NAMED_COLOURS[c.strip().lower()] for c in categories
+             if c.strip().lower() in NAMED_COLOURS}  # fmt: skip
+    free = [p for p in PALETTE if p not in named.values()]
+    rest = [c for c in categories if c not in named]
+    return {**named, **{c: free[i % len(free)] for i, c in enumerate(rest)}}
+
+
+def _is_light(colour: str) -> bool:
+    """True for a fill too pale to see on white (it needs an outline)."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.299 * r + 0.587 * g + 0.114 * b > 215
+
+
+@dataclass(frozen=True)
+class MapText:
+    """Words around the plot: the caption, the legend's heading, the path's ends, axis names."""
+
+    title: str = ""
+    legend_title: str = ""
+    path_from: str = ""
+    path_to: str = ""
+    x_axis: str = ""
+    y_axis: str = ""
 
 
 def _check_inputs(points: np.ndarray, per_point: Sequence[Sequence[Any] | None]) -> np.ndarray:
@@ -215,6 +250,7 @@ def render_png(
     out: Path,
     path: np.ndarray | None = None,
     title: str = "",
+    text: MapText | None = None,
 ) -> None:
     """Draw the map as a 1000x800 PNG scatter plot with Pillow.
 
@@ -224,7 +260,8 @@ def render_png(
             (biggest 20 in the legend, the rest grey "other").
         out: File to write.
         path: Optional (m, 2) interpolation/traversal path, drawn with step numbers.
-        title: Caption at the top.
+        title: Caption at the top (`text.title` when `text` is given).
+        text: Legend heading, path and axis names, and the caption.
 
     Raises:
         InvalidArgument: malformed points, colors or path.
@@ -236,20 +273,23 @@ def render_png(
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
-    _png_axes(draw, frame, font)
+    words = text or MapText(title=title)
+    _png_axes(draw, frame, font, words)
     _png_dots(draw, frame.pixels(pts), [legend.colour(str(c)) for c in colors])
     _png_path(draw, frame.pixels(track), font)
-    _png_legend(draw, legend, font)
-    draw.text((WIDTH / 2, TOP / 2), title, fill="black", font=font.font_variant(size=17)
-              if isinstance(font, ImageFont.FreeTypeFont) else font, anchor="mm")  # fmt: skip
+    _png_legend(draw, legend, font, words, path_steps=len(track))
+    draw.text((WIDTH / 2, TOP / 2), words.title, fill="black", font=_sized(font, 17),
+              anchor="mm")  # fmt: skip
     image.save(out, format="PNG")
 
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
-def _png_axes(draw: ImageDraw.ImageDraw, frame: _Frame, font: Font) -> None:
+def _png_axes(draw: ImageDraw.ImageDraw, frame: _Frame, font: Font, words: MapText) -> None:
     draw.rectangle((LEFT, TOP, RIGHT, BOTTOM), outline="#444444", width=1)
+    draw.text((RIGHT, BOTTOM + 30), words.x_axis, fill="#444444", font=font, anchor="rt")
+    draw.text((LEFT, TOP - 6), words.y_axis, fill="#444444", font=font, anchor="ld")
     for value, px in frame.ticks(0):
         draw.line((px, BOTTOM, px, BOTTOM + 5), fill="#444444")
         draw.text((px, BOTTOM + 8), value, fill="#444444", font=font, anchor="mt")
@@ -260,8 +300,9 @@ def _png_axes(draw: ImageDraw.ImageDraw, frame: _Frame, font: Font) -> None:
 
 def _png_dots(draw: ImageDraw.ImageDraw, pixels: np.ndarray, fills: list[str]) -> None:
     r = _dot_radius(len(pixels))
-    outline = "#ffffff" if r >= 3 else None
+    edge = "#ffffff" if r >= 3 else None
     for (x, y), fill in zip(pixels, fills, strict=True):
+        outline = LIGHT_OUTLINE if _is_light(fill) else edge
         draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=outline)
 
 
@@ -280,18 +321,47 @@ def _png_path(draw: ImageDraw.ImageDraw, pixels: np.ndarray, font: Font) -> None
 
 
 def _small(font: Font) -> Font:
+    return _sized(font, 11)
+
+
+def _sized(font: Font, size: int) -> Font:
     if isinstance(font, ImageFont.FreeTypeFont):
-        return font.font_variant(size=11)
+        return font.font_variant(size=size)
     return font
 
 
-def _png_legend(draw: ImageDraw.ImageDraw, legend: _Legend, font: Font) -> None:
+def _png_legend(
+    draw: ImageDraw.ImageDraw, legend: _Legend, font: Font, words: MapText, path_steps: int
+) -> None:
     y = TOP
+    if words.legend_title:
+        text = _shorten(words.legend_title, 24)
+        draw.text((LEGEND_X, y + 9), text, fill="black", font=_sized(font, 15), anchor="lm")
+        y += 26
     for category, colour, count in legend.entries:
-        draw.ellipse((LEGEND_X, y + 3, LEGEND_X + 12, y + 15), fill=colour)
+        outline = LIGHT_OUTLINE if _is_light(colour) else None
+        draw.ellipse((LEGEND_X, y + 3, LEGEND_X + 12, y + 15), fill=colour, outline=outline)
         text = _shorten(category, 22) + f"  ({count})"
         draw.text((LEGEND_X + 20, y + 9), text, fill="black", font=font, anchor="lm")
         y += 22
+    if path_steps:
+        y += 10
+        draw.line((LEGEND_X - 2, y + 9, LEGEND_X + 14, y + 9), fill=PATH_COLOUR, width=2)
+        draw.ellipse((LEGEND_X + 1, y + 4, LEGEND_X + 11, y + 14), fill="white",
+                     outline=PATH_COLOUR, width=2)  # fmt: skip
+        for line in _path_legend(words, path_steps):
+            draw.text((LEGEND_X + 20, y + 9), line, fill="black", font=font, anchor="lm")
+            y += 18
+
+
+def _path_legend(words: MapText, steps: int) -> list[str]:
+    """The path's legend lines: its length and, when named, what its ends are."""
+    lines = [f"path, {steps} steps"]
+    if words.path_from:
+        lines.append(_shorten(f"0 = {words.path_from}", 24))
+    if words.path_to:
+        lines.append(_shorten(f"{steps - 1} = {words.path_to}", 24))
+    return lines
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -306,6 +376,7 @@ def render_html(
     thumbnails: Sequence[str | None] | None = None,
     path: np.ndarray | None = None,
     title: str = "",
+    text: MapText | None = None,
 ) -> None:
     """Write the map as one self-contained HTML file (inline SVG and JS, no network).
 
@@ -320,7 +391,8 @@ def render_html(
         out: File to write.
         thumbnails: Optional data URIs (see `thumbnail_data_uri`), one per point or None.
         path: Optional (m, 2) path drawn as a numbered polyline.
-        title: Page title and caption.
+        title: Page title and caption (`text.title` when `text` is given).
+        text: Legend heading, path and axis names, and the caption.
 
     Raises:
         InvalidArgument: malformed points, per-point sequences or path.
@@ -331,26 +403,31 @@ def render_html(
     legend = _Legend.of([str(c) for c in colors])
     thumbs = [t if isinstance(t, str) and t.startswith("data:image/") else None
               for t in (thumbnails or [None] * len(pts))]  # fmt: skip
+    words = text or MapText(title=title)
     svg = "\n".join([
         f'<svg id="map" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
         'xmlns="http://www.w3.org/2000/svg">',
         f'<clipPath id="plotclip"><rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" '
         f'height="{BOTTOM - TOP}"/></clipPath>',
-        _svg_axes(frame),
+        _svg_axes(frame, words),
         '<g clip-path="url(#plotclip)"><g id="plot">',
         _svg_dots(frame.pixels(pts), labels, colors, legend),
         _svg_path(frame.pixels(track)),
         "</g></g>",
-        _svg_legend(legend),
-        f'<text x="{WIDTH / 2}" y="{TOP / 2}" class="title">{html.escape(title)}</text>',
+        _svg_legend(legend, words, len(track)),
+        f'<text x="{WIDTH / 2}" y="{TOP / 2}" class="title">{html.escape(words.title)}</text>',
         "</svg>",
     ])  # fmt: skip
-    out.write_text(_page(title, svg, thumbs), encoding="utf-8")
+    out.write_text(_page(words.title, svg, thumbs), encoding="utf-8")
 
 
-def _svg_axes(frame: _Frame) -> str:
+def _svg_axes(frame: _Frame, words: MapText) -> str:
     parts = [f'<rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}" '
-             'fill="none" stroke="#444"/>', '<g id="ticks">']  # fmt: skip
+             'fill="none" stroke="#444"/>',
+             f'<text x="{RIGHT}" y="{BOTTOM + 40}" class="tick" text-anchor="end">'
+             f"{html.escape(words.x_axis)}</text>",
+             f'<text x="{LEFT}" y="{TOP - 8}" class="tick">{html.escape(words.y_axis)}</text>',
+             '<g id="ticks">']  # fmt: skip
     for value, px in frame.ticks(0):
         parts.append(f'<line x1="{px:.1f}" y1="{BOTTOM}" x2="{px:.1f}" y2="{BOTTOM + 5}" '
                      f'stroke="#444"/><text x="{px:.1f}" y="{BOTTOM + 20}" class="tick" '
@@ -372,9 +449,11 @@ def _svg_dots(
     rows = []
     for i, ((x, y), label, colour) in enumerate(zip(pixels, labels, colors, strict=True)):
         cat = cats.get(str(colour), other)
+        fill = legend.colour(str(colour))
+        light = ' class="light"' if _is_light(fill) else ""
         rows.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{legend.colour(str(colour))}" '
-            f'data-i="{i}" data-c="{cat}" data-label="{html.escape(str(label), quote=True)}"/>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}"{light} data-i="{i}" '
+            f'data-c="{cat}" data-label="{html.escape(str(label), quote=True)}"/>'
         )
     return "\n".join(rows)
 
@@ -396,17 +475,35 @@ def _svg_path(pixels: np.ndarray) -> str:
     return "\n".join(parts) + "</g>"
 
 
-def _svg_legend(legend: _Legend) -> str:
-    rows = []
+def _svg_legend(legend: _Legend, words: MapText, path_steps: int) -> str:
+    rows, top = [], TOP
+    if words.legend_title:
+        rows.append(f'<text x="{LEGEND_X}" y="{top + 14}" class="legendtitle">'
+                    f"{html.escape(_shorten(words.legend_title, 24))}</text>")  # fmt: skip
+        top += 26
     for i, (category, colour, count) in enumerate(legend.entries):
-        y = TOP + 22 * i
+        y = top + 22 * i
+        edge = f' stroke="{LIGHT_OUTLINE}"' if _is_light(colour) else ""
         rows.append(
             f'<g class="legend" data-c="{i}"><circle cx="{LEGEND_X + 6}" cy="{y + 9}" r="6" '
-            f'fill="{colour}"/><text x="{LEGEND_X + 20}" y="{y + 14}">'
+            f'fill="{colour}"{edge}/><text x="{LEGEND_X + 20}" y="{y + 14}">'
             f"{html.escape(_shorten(category, 22))} ({count})</text>"
             f"<title>{html.escape(category)}</title></g>"
         )
+    if path_steps:
+        rows.append(_svg_path_legend(words, path_steps, top + 22 * len(legend.entries) + 10))
     return "\n".join(rows)
+
+
+def _svg_path_legend(words: MapText, steps: int, y: float) -> str:
+    parts = [
+        f'<line x1="{LEGEND_X - 2}" y1="{y + 9}" x2="{LEGEND_X + 14}" y2="{y + 9}" '
+        f'stroke="{PATH_COLOUR}" stroke-width="2"/><circle cx="{LEGEND_X + 6}" '
+        f'cy="{y + 9}" r="5" fill="#fff" stroke="{PATH_COLOUR}" stroke-width="2"/>'
+    ]
+    for i, line in enumerate(_path_legend(words, steps)):
+        parts.append(f'<text x="{LEGEND_X + 20}" y="{y + 14 + 18 * i}">{html.escape(line)}</text>')
+    return "".join(parts)
 
 
 def _script_json(value: object) -> str:
@@ -429,7 +526,9 @@ svg .tick {{ fill: #444; }}
 svg .stepno {{ font-size: 11px; text-anchor: middle; font-weight: bold; }}
 svg .legend {{ cursor: pointer; }}
 svg .legend.off {{ opacity: 0.3; }}
+svg .legendtitle {{ font-size: 14px; font-weight: bold; }}
 #plot circle[data-i] {{ stroke: #fff; stroke-width: 0.5; }}
+#plot circle.light {{ stroke: #777; stroke-width: 1; }}
 #plot circle[data-i]:hover {{ stroke: #000; stroke-width: 2; }}
 #map {{ cursor: grab; user-select: none; }}
 #tip {{ position: fixed; display: none; pointer-events: none; background: #fff;

@@ -48,6 +48,21 @@ class Collection(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
+class IndexOptions(Base):
+    """A collection's index override (``IndexSpec`` fields); no row lets the policy choose.
+
+    A table of its own, so the ``collections`` table reads the same at every revision.
+    """
+
+    __tablename__ = "index_options"
+
+    collection_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 class Asset(Base):
     """One media file of a collection and what is known about it."""
 
@@ -123,7 +138,7 @@ class Change(Base):
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
-    op: Mapped[str] = mapped_column(String(8))  # "add" | "delete"
+    op: Mapped[str] = mapped_column(String(8))  # "add" | "delete" | "update" (row only)
     embedding_id: Mapped[int] = mapped_column(BigInteger)
     asset_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

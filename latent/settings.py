@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import ByteSize, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from latent.index_policy import FLAT_THRESHOLD, KINDS, IndexPolicy, IndexSpec
 
 DEFAULT_MODEL = "builtin:demo"
 DEFAULT_COLLECTION = "default"
@@ -43,6 +45,40 @@ class Settings(BaseSettings):
     )
     max_top_k: int = Field(default=1000, ge=1)
     threads: int = Field(default=0, ge=0, description="torch/FAISS threads; 0 keeps the default.")
+    search_threads: int = Field(
+        default=1,
+        ge=0,
+        description="FAISS threads of one search request (requests already run in parallel, "
+        "one per gRPC worker); 0 keeps FAISS' default.",
+    )
+    index_type: str | None = Field(
+        default=None,
+        description=f"Index type for collections without their own override ({', '.join(KINDS)}); "
+        "unset: chosen by size and memory budget.",
+    )
+    index_memory_budget: ByteSize | None = Field(
+        default=None,
+        description="Memory one collection's index may use (e.g. 4GiB); picks SQ8 or PQ "
+        "codes when float vectors would not fit. Unset: no limit.",
+    )
+    index_flat_threshold: int = Field(
+        default=FLAT_THRESHOLD, ge=0, description="Below this many vectors search is exact."
+    )
+
+    @field_validator("index_type")
+    @classmethod
+    def _known_index_type(cls, value: str | None) -> str | None:
+        if value and value not in KINDS:
+            raise ValueError(f"unknown index type {value!r}; use one of {', '.join(KINDS)}")
+        return value or None
+
+    def index_policy(self) -> IndexPolicy:
+        """The index policy these settings describe."""
+        return IndexPolicy(
+            flat_threshold=self.index_flat_threshold,
+            memory_budget=int(self.index_memory_budget) if self.index_memory_budget else None,
+            override=IndexSpec(self.index_type) if self.index_type else None,
+        )
 
     def apply_threads(self) -> None:
         """Apply ``threads`` to torch and FAISS (process-wide; 0 keeps their defaults)."""

@@ -9,11 +9,13 @@ import grpc
 import numpy as np
 
 from latent.algebra import Term
+from latent.filters import Filter
 from service._pb.assetsearch.v1 import search_pb2 as pb
 from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
-from service.convert import term_message
+from service.convert import filter_message, struct, term_message
 
 QueryLike = str | Sequence[Term]
+IMPORT_BATCH = 4096  # rows per ImportVectors call (8 MiB of 512-d float32)
 
 
 def query_message(query: QueryLike) -> pb.Query:
@@ -70,8 +72,13 @@ class SearchClient:
         diversity: float = 0.0,
         dedup_threshold: float = 0.0,
         snap: bool = False,
+        filter: Filter | None = None,  # noqa: A002 - the API's own word
+        page_token: str = "",
     ) -> pb.SearchResponse:
         """Search by exactly one of text, image bytes, asset id, vector, terms or expression.
+
+        ``filter`` restricts the hits; ``page_token`` (a response's ``next_page_token``,
+        with the same other arguments) returns the next page.
 
         Raises:
             ValueError: not exactly one query was given.
@@ -89,7 +96,10 @@ class SearchClient:
             diversity=diversity,
             dedup_threshold=dedup_threshold,
             snap=snap,
+            page_token=page_token,
         )
+        if filter is not None:
+            request.filter.CopyFrom(filter_message(filter))
         if terms is not None:
             request.terms.extend(term_message(t) for t in terms)
         elif expression is not None:
@@ -116,6 +126,7 @@ class SearchClient:
         top_k: int = 10,
         dedupe: bool = False,
         collection: str = "",
+        filter: Filter | None = None,  # noqa: A002
     ) -> Iterator[pb.StepResult]:
         """Stream one result set per step from ``source`` to ``target``."""
         request = pb.InterpolateRequest(
@@ -126,6 +137,7 @@ class SearchClient:
             method=method,
             top_k=top_k,
             dedupe=dedupe,
+            filter=filter_message(filter) if filter is not None else None,
         )
         return iter(self._stub.Interpolate(request, timeout=self.timeout))
 
@@ -141,6 +153,7 @@ class SearchClient:
         top_k: int = 10,
         dedupe: bool = False,
         collection: str = "",
+        filter: Filter | None = None,  # noqa: A002
     ) -> Iterator[pb.StepResult]:
         """Stream one result set per step along a direction (exactly one of the three)."""
         if sum(x is not None for x in (named, texts, principal_component)) != 1:
@@ -152,6 +165,7 @@ class SearchClient:
             steps=steps,
             top_k=top_k,
             dedupe=dedupe,
+            filter=filter_message(filter) if filter is not None else None,
         )
         if named is not None:
             request.named = named
@@ -160,6 +174,33 @@ class SearchClient:
         else:
             request.principal_component = int(principal_component or 0)
         return iter(self._stub.Traverse(request, timeout=self.timeout))
+
+    def variations(
+        self,
+        seed: QueryLike | int,
+        *,
+        n: int = 8,
+        radius: float | None = None,
+        min_distance: float | None = None,
+        diversity: float | None = None,
+        collection: str = "",
+    ) -> pb.VariationsResponse:
+        """Assets a small, distinct move away from ``seed`` (an asset id or a query).
+
+        ``None`` leaves a setting to the server (radius: from the collection's typical
+        neighbour distance; min_distance 0.02; diversity 0.3).
+        """
+        if isinstance(seed, int):
+            seed = [Term("asset", asset_id=seed)]
+        request = pb.VariationsRequest(
+            collection=collection,
+            seed=query_message(seed),
+            n=n,
+            radius=radius,
+            min_distance=min_distance,
+            diversity=diversity,
+        )
+        return self._stub.Variations(request, timeout=self.timeout)
 
     def create_direction(
         self,
@@ -217,6 +258,45 @@ class SearchClient:
         self._stub.DeleteDirection(
             pb.DeleteDirectionRequest(collection=collection, name=name), timeout=self.timeout
         )
+
+    def import_vectors(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        collection: str = "",
+        model_spec: str = "",
+        metadata: Sequence[dict[str, Any]] | None = None,
+        batch_size: int = IMPORT_BATCH,
+    ) -> pb.ImportVectorsResponse:
+        """Import externally computed vectors in batches; returns the summed counts.
+
+        Each batch is one call and one transaction: when a batch is refused, the batches
+        before it stay imported (re-importing them later just replaces their vectors).
+
+        Raises:
+            ValueError: ``vectors`` is not 2-D.
+            grpc.RpcError: the server refused a batch (its status says why).
+        """
+        matrix = np.ascontiguousarray(vectors, dtype="<f4")
+        if matrix.ndim != 2:
+            raise ValueError(f"vectors must be 2-D (rows x dim), got shape {matrix.shape}")
+        total = pb.ImportVectorsResponse()
+        for start in range(0, max(len(ids), 1), batch_size):
+            end = start + batch_size
+            request = pb.ImportVectorsRequest(
+                collection=collection,
+                model_spec=model_spec,
+                ids=list(ids[start:end]),
+                dim=matrix.shape[1],
+                vectors=matrix[start:end].tobytes(),
+                metadata=[struct(m) for m in metadata[start:end]] if metadata else [],
+            )
+            done = self._stub.ImportVectors(request, timeout=self.timeout)
+            added, replaced = total.added + done.added, total.replaced + done.replaced
+            total.CopyFrom(done)
+            total.added, total.replaced = added, replaced
+        return total
 
     def get_asset(self, asset_id: int) -> pb.Asset:
         """One asset by id."""

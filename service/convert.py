@@ -12,12 +12,23 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from latent.algebra import Term
 from latent.catalog import AssetRecord, CollectionInfo, DirectionRecord
 from latent.errors import InvalidArgument
+from latent.filters import Filter, MetadataCondition, MetadataOp, Scalar, SizeRange, TimeRange
+from latent.layers import LayeredIndex
 from service._pb.assetsearch.v1 import search_pb2 as pb
 
 if TYPE_CHECKING:
     from service.queries import Found
 
 STATES = {"indexed": pb.Asset.INDEXED, "failed": pb.Asset.FAILED, "deleted": pb.Asset.DELETED}
+_OPS: dict[pb.MetadataCondition.Op, MetadataOp] = {
+    pb.MetadataCondition.EQUALS: "eq",
+    pb.MetadataCondition.NOT_EQUALS: "ne",
+    pb.MetadataCondition.IN: "in",
+    pb.MetadataCondition.NOT_IN: "not_in",
+    pb.MetadataCondition.EXISTS: "exists",
+    pb.MetadataCondition.NOT_EXISTS: "not_exists",
+}
+_OP_NUMBERS = {name: number for number, name in _OPS.items()}
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp:
@@ -57,8 +68,20 @@ def asset_message(a: AssetRecord) -> pb.Asset:
     )
 
 
-def collection_message(c: CollectionInfo, index_size: int, index_seq: int) -> pb.Collection:
-    """The Collection message, with the served index generation's size and seq."""
+def collection_message(
+    c: CollectionInfo, index_size: int, index_seq: int, index: LayeredIndex | None = None
+) -> pb.Collection:
+    """The Collection message, with the served index generation's size, seq and type."""
+    served: dict[str, Any] = {}
+    if index is not None:
+        params = ", ".join(f"{k}={v}" for k, v in index.spec.params().items())
+        if index.pending:
+            params = ", ".join(filter(None, [params, f"pending={index.pending}"]))
+        served = {
+            "index_type": index.spec.kind,
+            "index_params": params,
+            "index_bytes_per_vector": index.bytes_per_vector(),
+        }
     return pb.Collection(
         name=c.name,
         model_spec=c.model_spec,
@@ -69,6 +92,7 @@ def collection_message(c: CollectionInfo, index_size: int, index_seq: int) -> pb
         deleted=c.counts.get("deleted", 0),
         index_size=index_size,
         index_seq=index_seq,
+        **served,
     )
 
 
@@ -143,3 +167,88 @@ def term_message(term: Term) -> pb.QueryTerm:
     if term.kind == "direction":
         return pb.QueryTerm(direction=term.direction, weight=term.weight)
     return pb.QueryTerm(vector=pb.Vector(values=list(term.vector)), weight=term.weight)
+
+
+def filter_from_message(message: pb.Filter) -> Filter | None:
+    """The validated filter of a request; None when it lets everything through.
+
+    Raises:
+        InvalidArgument: a part of the filter is malformed (the message names it).
+    """
+    flt = Filter(
+        media_types=tuple(message.media_types),
+        uri_prefix=message.uri_prefix,
+        path_prefix=message.path_prefix,
+        mtime=_time_range(message, "mtime"),
+        created=_time_range(message, "created"),
+        updated=_time_range(message, "updated"),
+        size=SizeRange(
+            message.size.min if message.size.HasField("min") else None,
+            message.size.max if message.size.HasField("max") else None,
+        ),
+        metadata=tuple(
+            _condition(c, f"filter.metadata[{i}]") for i, c in enumerate(message.metadata)
+        ),
+    )
+    return None if flt.is_empty() else flt
+
+
+def _time_range(message: pb.Filter, name: str) -> TimeRange:
+    part: pb.TimeRange = getattr(message, name)
+    return TimeRange(
+        part.start.ToNanoseconds() if part.HasField("start") else None,
+        part.end.ToNanoseconds() if part.HasField("end") else None,
+    )
+
+
+def _condition(message: pb.MetadataCondition, where: str) -> MetadataCondition:
+    op = _OPS.get(message.op)
+    if op is None:
+        raise InvalidArgument(
+            f"{where} ({message.key!r}): set op to EQUALS, NOT_EQUALS, IN, NOT_IN, EXISTS or "
+            "NOT_EXISTS"
+        )
+    values: list[Scalar] = []
+    for v in message.values:
+        kind = v.WhichOneof("kind")
+        if kind is None:
+            raise InvalidArgument(
+                f"{where} ({message.key!r}): a value is empty; set text, number or flag"
+            )
+        values.append(getattr(v, kind))
+    return MetadataCondition(message.key, op, tuple(values))
+
+
+def filter_message(flt: Filter) -> pb.Filter:
+    """The Filter message of a filter."""
+    out = pb.Filter(
+        media_types=list(flt.media_types),
+        uri_prefix=flt.uri_prefix,
+        path_prefix=flt.path_prefix,
+    )
+    for name in ("mtime", "created", "updated"):
+        part: TimeRange = getattr(flt, name)
+        target: pb.TimeRange = getattr(out, name)
+        if part.start_ns is not None:
+            target.start.FromNanoseconds(part.start_ns)
+        if part.end_ns is not None:
+            target.end.FromNanoseconds(part.end_ns)
+    if flt.size.min is not None:
+        out.size.min = flt.size.min
+    if flt.size.max is not None:
+        out.size.max = flt.size.max
+    for c in flt.metadata:
+        out.metadata.append(
+            pb.MetadataCondition(
+                key=c.key, op=_OP_NUMBERS[c.op], values=[_value_message(v) for v in c.values]
+            )
+        )
+    return out
+
+
+def _value_message(value: Scalar) -> pb.MetadataValue:
+    if isinstance(value, bool):
+        return pb.MetadataValue(flag=value)
+    if isinstance(value, str):
+        return pb.MetadataValue(text=value)
+    return pb.MetadataValue(number=float(value))

@@ -1,4 +1,8 @@
-"""Every collection's live index, loaded at start-up and kept in step by a tailing thread."""
+"""Every collection's live index, loaded at start-up and kept in step by a tailing thread.
+
+After each refresh the tail asks the live index for due upkeep (a fold of the delta
+or a retrain), which runs in its own background thread and snapshots when done.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from pathlib import Path
 
 from latent.catalog import Catalog
 from latent.errors import NotFound, Unavailable
+from latent.index_policy import IndexPolicy
 from latent.live import LiveIndex
+from service.hits import HitCache
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_EVERY = 10_000  # changes applied between background snapshots
+LOAD_WAIT = 0.5  # seconds a request waits for a collection being loaded before UNAVAILABLE
 
 
 class IndexRegistry:
@@ -25,16 +31,17 @@ class IndexRegistry:
         snapshot_dir: Path | None,
         poll_interval: float,
         on_ready: Callable[[bool], None] | None = None,
+        policy: IndexPolicy | None = None,
     ) -> None:
         self.catalog = catalog
         self.snapshot_dir = snapshot_dir
         self.poll_interval = poll_interval
+        self.policy = policy or IndexPolicy()
+        self.hits = HitCache(catalog)  # asset rows of hits, evicted as the log says
         self._on_ready = on_ready
         self._indexes: dict[str, LiveIndex] = {}
-        self._loading: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._since_snapshot: dict[str, int] = {}
         # One applier at a time (the tail thread, or a request naming a new collection);
         # searches read the published generations without it.
         self._sync_lock = threading.Lock()
@@ -48,12 +55,13 @@ class IndexRegistry:
         self._thread.start()
 
     def stop(self, snapshot: bool = True) -> None:
-        """Stop tailing and, by default, write a snapshot of each index."""
+        """Stop tailing and background upkeep and, by default, snapshot each index."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
-        if snapshot:
-            for live in list(self._indexes.values()):
+        for live in list(self._indexes.values()):
+            live.close()
+            if snapshot:
                 self._snapshot(live)
 
     def get(self, name: str) -> LiveIndex:
@@ -66,13 +74,13 @@ class IndexRegistry:
         live = self._indexes.get(name)
         if live is not None:
             return live
-        if name in self._loading:
-            raise Unavailable(f"the index of collection {name!r} is loading; retry shortly")
         self.catalog.collection(name)  # raises NotFound for an unknown name
-        if not self._sync_lock.acquire(timeout=0.5):
+        # The tail thread may be loading it right now: a short load is waited for.
+        if not self._sync_lock.acquire(timeout=LOAD_WAIT):
             raise Unavailable(f"the index of collection {name!r} is loading; retry shortly")
         try:
-            self._sync()
+            if name not in self._indexes:
+                self._sync()
         finally:
             self._sync_lock.release()
         if name not in self._indexes:
@@ -92,35 +100,33 @@ class IndexRegistry:
         for info in self.catalog.collections():
             live = self._indexes.get(info.name)
             if live is None:
-                self._load(LiveIndex(self.catalog, info, self.snapshot_dir))
+                self._load(
+                    LiveIndex(
+                        self.catalog, info, self.snapshot_dir, self.policy, self.hits.evict
+                    )
+                )
                 continue
-            changed = live.refresh()
-            if changed:
-                count = self._since_snapshot.get(info.name, 0) + changed
-                self._since_snapshot[info.name] = count
-                if count >= SNAPSHOT_EVERY:
-                    self._snapshot(live)
+            live.refresh()
+            started = live.maintain()
+            if started:
+                log.info("collection %s: background %s", info.name, started)
 
     def _load(self, live: LiveIndex) -> None:
         name = live.collection.name
-        self._loading.add(name)
-        try:
-            source = live.load()
-            log.info(
-                "collection %s: %d vectors from %s, seq %d",
-                name,
-                len(live.generation.index),
-                source,
-                live.generation.seq,
-            )
-            self._indexes[name] = live
-        finally:
-            self._loading.discard(name)
+        source = live.load()
+        log.info(
+            "collection %s: %d vectors from %s, seq %d",
+            name,
+            len(live.generation.index),
+            source,
+            live.generation.seq,
+        )
+        self._indexes[name] = live
+        live.maintain()
 
     def _snapshot(self, live: LiveIndex) -> None:
         try:
             live.write_snapshot()
-            self._since_snapshot[live.collection.name] = 0
         except OSError as exc:
             log.warning("could not write snapshot of %s: %s", live.collection.name, exc)
 

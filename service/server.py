@@ -6,6 +6,7 @@ import logging
 import threading
 from concurrent import futures
 
+import faiss
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -40,9 +41,12 @@ class AssetSearchServer:
             settings.data_dir / "snapshots",
             settings.poll_interval,
             on_ready=self._set_serving,
+            policy=settings.index_policy(),
         )
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(
+                max_workers=16, thread_name_prefix="grpc", initializer=self._init_worker
+            ),
             interceptors=[ErrorInterceptor()],
             options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
         )
@@ -55,6 +59,13 @@ class AssetSearchServer:
         )
         self.port = 0
         self._set_serving(False)
+
+    def _init_worker(self) -> None:
+        # OpenMP's thread count is per calling thread: background index builds keep every
+        # core, while a request searches on its own (a team per request oversubscribes the
+        # cores and spin-waits when many requests run at once).
+        if self.settings.search_threads:
+            faiss.omp_set_num_threads(self.settings.search_threads)
 
     def _set_serving(self, ready: bool) -> None:
         status = (

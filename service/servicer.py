@@ -16,19 +16,31 @@ from latent.algebra import Term
 from latent.catalog import Catalog, DirectionRecord
 from latent.encoders import EncoderCache
 from latent.errors import InvalidArgument
-from latent.live import LiveIndex
+from latent.live import Generation, LiveIndex
 from latent.projection import Projection
 from latent.settings import Settings
+from service import paging
 from service._pb.assetsearch.v1 import search_pb2 as pb
 from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
-from service.convert import asset_message, collection_message, direction_message, hit_message
+from service.convert import (
+    asset_message,
+    collection_message,
+    direction_message,
+    filter_from_message,
+    hit_message,
+)
+from service.imports import import_batch
 from service.indexes import IndexRegistry
-from service.queries import Composed, Found, QueryEngine
+from service.queries import Composed, Found, Page, QueryEngine
 
 DEFAULT_MAP_POINTS = 5000
 MAX_MAP_POINTS = 50_000
 DIRECTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 MAX_EXAMPLES = 256
+DEFAULT_VARIATIONS = 8
+VARIATION_POOL = 1000
+VARIATION_DIVERSITY = 0.3
+DEFAULT_RADIUS = 0.5
 
 
 class SearchServicer(pb_grpc.SearchServiceServicer):
@@ -44,13 +56,16 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     # -- search ---------------------------------------------------------------------------
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:  # noqa: N802
-        """Nearest assets to a query, optionally explained, diversified and de-duplicated."""
+        """Nearest assets to a query, filtered, paged, explained, diversified, de-duplicated."""
         started = time.perf_counter()
         top_k = self.engine.top_k(request.top_k)
         _check_unit_interval("diversity", request.diversity, allow_zero=True)
         _check_unit_interval("dedup_threshold", request.dedup_threshold, allow_zero=True)
+        where = filter_from_message(request.filter)
         terms = self.engine.search_terms(request)
         live = self.engine.live(request.collection)
+        fingerprint = paging.fingerprint(request, live.collection.name)
+        token = paging.decode(request.page_token, fingerprint) if request.page_token else None
         composed = self.engine.compose(live, terms)
         vector, density = composed.vector, None
         if request.explain or request.snap:
@@ -59,19 +74,27 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if snapped:
             vector = self.engine.snap(live, vector)
         generation = live.generation
-        found = self.engine.nearest(
+        offset = token.offset if token else 0
+        page = self.engine.page(
             generation,
             vector,
             top_k,
+            offset=offset,
+            pool=token.pool if token else 0,
             diversity=request.diversity,
             dedup_threshold=request.dedup_threshold,
+            scope=self.engine.scope(live, generation, where, top_k),
         )
+        found = page.found
         response = pb.SearchResponse(
             collection=live.collection.name,
             index_seq=generation.seq,
             index_size=len(generation.index),
+            offset=offset,
+            collection_changed=token is not None and token.seq != generation.seq,
+            next_page_token=_next_token(page, fingerprint, offset + top_k, generation.seq),
         )
-        cosines = self._term_cosines(live, composed, found) if request.explain else None
+        cosines = self._term_cosines(generation, composed, found) if request.explain else None
         for i, f in enumerate(found):
             response.hits.append(hit_message(f, None if cosines is None else cosines[i]))
         if request.explain:
@@ -79,9 +102,18 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         response.took_ms = (time.perf_counter() - started) * 1000
         return response
 
-    def _term_cosines(self, live: LiveIndex, composed: Composed, found: list[Found]) -> np.ndarray:
-        vectors = live.generation.index.vectors(np.array([f.embedding_id for f in found], np.int64))
+    def _term_cosines(
+        self, generation: Generation, composed: Composed, found: list[Found]
+    ) -> np.ndarray:
+        # The generation the hits came from: a newer one may no longer hold their vectors.
+        vectors = generation.index.vectors(np.array([f.embedding_id for f in found], np.int64))
         return navigation.cosine_matrix(vectors, np.stack(composed.term_vectors))
+
+    def ImportVectors(  # noqa: N802
+        self, request: pb.ImportVectorsRequest, context: grpc.ServicerContext
+    ) -> pb.ImportVectorsResponse:
+        """Write one batch of externally computed vectors (searchable after the next poll)."""
+        return import_batch(self.catalog, request, self.engine.settings.collection)
 
     def GetAsset(self, request: pb.GetAssetRequest, context: grpc.ServicerContext) -> pb.Asset:  # noqa: N802
         """One asset by id."""
@@ -97,8 +129,13 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         loaded = self.indexes.all()
         for info in self.catalog.collections():
             live = loaded.get(info.name)
-            size, seq = (len(live.generation.index), live.generation.seq) if live else (0, 0)
-            out.append(collection_message(info, size, seq))
+            if live is None:
+                out.append(collection_message(info, 0, 0))
+                continue
+            generation = live.generation
+            out.append(
+                collection_message(info, len(generation.index), generation.seq, generation.index)
+            )
         return pb.ListCollectionsResponse(collections=out)
 
     # -- moves ----------------------------------------------------------------------------
@@ -115,7 +152,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         source = self._query(live, request.source, "source")
         target = self._query(live, request.target, "target")
         path = navigation.interpolate(source.vector, target.vector, request.steps or 5, method)  # type: ignore[arg-type]
-        yield from self._walk(live, path, top_k, request.dedupe)
+        yield from self._walk(live, path, top_k, request.dedupe, request.filter)
 
     def Traverse(
         self, request: pb.TraverseRequest, context: grpc.ServicerContext
@@ -127,7 +164,52 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         direction = self._direction_vector(live, request)
         step = request.step if request.HasField("step") else 0.25
         path = navigation.traverse(origin.vector, direction, step, request.steps or 5)
-        yield from self._walk(live, path, top_k, request.dedupe)
+        yield from self._walk(live, path, top_k, request.dedupe, request.filter)
+
+    def Variations(  # noqa: N802
+        self, request: pb.VariationsRequest, context: grpc.ServicerContext
+    ) -> pb.VariationsResponse:
+        """Assets a small, distinct move away from a seed, nearest first."""
+        started = time.perf_counter()
+        limit = self.engine.settings.max_top_k
+        if not 0 <= request.n <= limit:
+            raise InvalidArgument(f"n must be between 1 and {limit}, got {request.n}")
+        n = request.n or DEFAULT_VARIATIONS
+        live = self.engine.live(request.collection)
+        seed = self._query(live, request.seed, "seed")
+        radius = request.radius if request.HasField("radius") else self._default_radius(live)
+        min_distance = (
+            request.min_distance
+            if request.HasField("min_distance")
+            else min(navigation.DUPLICATE_DISTANCE, radius / 2)
+        )
+        diversity = request.diversity if request.HasField("diversity") else VARIATION_DIVERSITY
+        navigation.check_band(radius, min_distance, diversity)
+        generation = live.generation
+        own = frozenset(t.asset_id for t in seed.terms if t.kind == "asset")
+        found = _one_per_asset(
+            self.engine.nearest(generation, seed.vector, VARIATION_POOL, exclude=own)
+        )
+        vectors = generation.index.vectors(np.array([f.embedding_id for f in found], np.int64))
+        picks = navigation.pick_variations(seed.vector, vectors, n, radius, min_distance, diversity)
+        chosen = sorted((found[i] for i in picks.indices), key=lambda f: -f.score)
+        return pb.VariationsResponse(
+            hits=[hit_message(f) for f in chosen],
+            collection=live.collection.name,
+            radius=radius,
+            min_distance=min_distance,
+            in_band=picks.in_band,
+            index_seq=generation.seq,
+            index_size=len(generation.index),
+            took_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _default_radius(self, live: LiveIndex) -> float:
+        """1.5 x the typical distance of an asset to its nearest others, within [0.05, 1]."""
+        typical = self.engine.typical_similarity(live)
+        if typical is None:
+            return DEFAULT_RADIUS
+        return float(np.clip(1.5 * (1.0 - typical), 0.05, 1.0))
 
     def _query(self, live: LiveIndex, query: pb.Query, what: str) -> Composed:
         return self.engine.compose(live, self.engine.terms(query.terms, query.expression, what))
@@ -154,13 +236,23 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         raise InvalidArgument("set a direction: named, texts or principal_component")
 
     def _walk(
-        self, live: LiveIndex, path: list[tuple[float, np.ndarray]], top_k: int, dedupe: bool
+        self,
+        live: LiveIndex,
+        path: list[tuple[float, np.ndarray]],
+        top_k: int,
+        dedupe: bool,
+        where: pb.Filter,
     ) -> Iterator[pb.StepResult]:
         generation = live.generation  # one generation for the whole walk: consistent steps
+        scope = self.engine.scope(live, generation, filter_from_message(where), top_k)
         shown: set[int] = set()
         for step, (t, vector) in enumerate(path):
             found = self.engine.nearest(
-                generation, vector, top_k, exclude=frozenset(shown) if dedupe else frozenset()
+                generation,
+                vector,
+                top_k,
+                exclude=frozenset(shown) if dedupe else frozenset(),
+                scope=scope,
             )
             shown.update(f.asset.id for f in found)
             yield pb.StepResult(step=step, t=t, hits=[hit_message(f) for f in found])
@@ -309,9 +401,27 @@ def metadata_value(metadata: dict[str, Any], path: str) -> str:
     return str(value)
 
 
+def _next_token(page: Page, fingerprint: str, offset: int, seq: int) -> str:
+    """The token of the page after this one; "" at the end or the depth limit."""
+    if not page.more or offset >= paging.MAX_PAGE_DEPTH:
+        return ""
+    return paging.PageToken(fingerprint, offset, seq, page.pool).encode()
+
+
 def _check_unit_interval(name: str, value: float, allow_zero: bool) -> None:
     if not (0.0 <= value <= 1.0) or (value == 0.0 and not allow_zero):
         raise InvalidArgument(f"{name} must be in [0, 1], got {value}")
+
+
+def _one_per_asset(found: list[Found]) -> list[Found]:
+    """The best-ranked embedding of each asset (a video has one per segment)."""
+    seen: set[int] = set()
+    out = []
+    for f in found:
+        if f.asset.id not in seen:
+            seen.add(f.asset.id)
+            out.append(f)
+    return out
 
 
 def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:

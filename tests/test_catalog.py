@@ -53,6 +53,23 @@ def test_changes_fold_an_add_then_delete_into_a_removal(catalog: Catalog) -> Non
     assert batch.added_ids.tolist() == [] and len(batch.removed) == 1
 
 
+def test_row_updates_are_logged_without_touching_vectors(catalog: Catalog) -> None:
+    col = catalog.ensure_collection("c", "spec", 8)
+    rng = np.random.default_rng(2)
+    a, b = catalog.commit(col, [_write("file:///a", _unit(rng, 1)), _write("file:///b", None)])
+    added = catalog.changes_since(col, 0)
+    catalog.set_metadata({a: {"tag": "x"}})
+    catalog.touch(col.id, "file:///a", 99)
+    catalog.set_metadata({b: {"tag": "y"}})  # a failed asset has no vectors: nothing to log
+    batch = catalog.changes_since(col, added.last_seq)
+    assert batch.updated.tolist() == added.added_ids.tolist()
+    assert batch.added_ids.tolist() == [] and batch.removed.tolist() == []
+    assert catalog.asset(a).metadata == {"tag": "x"} and catalog.asset(a).mtime_ns == 99
+    # An update of a vector added in the same range is part of that addition.
+    assert catalog.changes_since(col, 0).added_ids.tolist() == added.added_ids.tolist()
+    assert catalog.changes_since(col, 0).updated.tolist() == []
+
+
 def test_failed_asset_has_no_vectors_and_keeps_its_reason(catalog: Catalog) -> None:
     col = catalog.ensure_collection("c", "spec", 8)
     (a,) = catalog.commit(col, [_write("file:///bad", None, state="failed", error="cannot decode")])

@@ -129,4 +129,33 @@ def test_user_errors_are_one_clear_line(
 
 def test_db_upgrade_on_an_empty_database(env: dict[str, str]) -> None:
     out = cli("db", "upgrade", env=env).stdout
-    assert "at revision 0002" in out
+    assert "at revision 0003" in out
+
+
+def test_filtered_and_paged_search(env: dict[str, str], server, tmp_path: Path) -> None:
+    rows = np.random.default_rng(1).standard_normal((30, 8)).astype(np.float32)
+    np.save(tmp_path / "v.npy", rows)
+    (tmp_path / "ids.txt").write_text("".join(f"r{i}\n" for i in range(30)))
+    (tmp_path / "meta.jsonl").write_text(
+        "".join(json.dumps({"id": f"r{i}", "even": i % 2 == 0}) + "\n" for i in range(30))
+    )
+    vectors, ids, meta = (str(tmp_path / f) for f in ("v.npy", "ids.txt", "meta.jsonl"))
+    cli("import-vectors", vectors, "--ids", ids, "--metadata", meta, "--collection", "ext", env=env)
+    server.indexes.sync()
+    np.save(tmp_path / "q.npy", rows[0])
+    query = ["search", "--vector-file", str(tmp_path / "q.npy"), "--collection", "ext"]
+    query += ["--server", f"127.0.0.1:{server.port}", "--top-k", "4", "--filter", "meta.even=true"]
+    lines = cli(*query, "--pages", "0", "--json", env=env).stdout.splitlines()
+    every = [json.loads(line) for line in lines]
+    assert [h["rank"] for h in every] == list(range(1, 16))
+    assert len({h["uri"] for h in every}) == 15 and every[0]["uri"] == "vector:r0"
+    assert all(int(h["uri"][8:]) % 2 == 0 for h in every)
+    first = cli(*query, env=env)
+    token = first.stderr.split("more: --page-token ")[1].split()[0]
+    second = cli(*query, "--page-token", token, "--json", env=env)
+    assert [json.loads(line)["uri"] for line in second.stdout.splitlines()] == [
+        h["uri"] for h in every[4:8]
+    ]
+    assert "more: --page-token " in second.stderr
+    bad = cli(*query[:-1], "meta.even=tru e", env=env, check=False)
+    assert bad.returncode == 2 and "filter column 15: unexpected 'e'" in bad.stderr

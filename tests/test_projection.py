@@ -150,3 +150,20 @@ def test_a_path_projects_onto_the_map(tmp_path: Path):
     )
     render_html(points, categories, categories, tmp_path / "m.html", path=path)
     assert (tmp_path / "m.html").read_text(encoding="utf-8").count('class="step"') == 8
+
+
+def test_colour_names_are_drawn_in_their_colour_and_white_stays_visible(tmp_path: Path):
+    from latent.projection import MapText
+
+    points = np.random.default_rng(3).normal(size=(30, 2))
+    colours = ["white", "red", "blue"] * 10  # by palette order red would be orange
+    text = MapText(title="t", legend_title="objects.0.color", path_from="asset:1", path_to="x")
+    out = tmp_path / "named.png"
+    render_png(points, colours, out, path=points[:4], text=text)
+    with Image.open(out) as image:
+        drawn = {rgb for _, rgb in image.convert("RGB").getcolors(maxcolors=1 << 16)}
+    assert {(0xD6, 0x27, 0x28), (0x1F, 0x77, 0xB4), (0x77, 0x77, 0x77)} <= drawn
+    render_html(points, colours, colours, tmp_path / "named.html", path=points[:4], text=text)
+    page = (tmp_path / "named.html").read_text(encoding="utf-8")
+    assert 'fill="#d62728"' in page and 'fill="#ffffff" class="light"' in page
+    assert "objects.0.color</text>" in page and "0 = asset:1" in page and "3 = x" in page

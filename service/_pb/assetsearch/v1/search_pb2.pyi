@@ -34,7 +34,7 @@ class QueryTerm(_message.Message):
     def __init__(self, text: _Optional[str] = ..., image: _Optional[bytes] = ..., asset_id: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., direction: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "top_k", "terms", "expression", "explain", "diversity", "dedup_threshold", "snap")
+    __slots__ = ("collection", "query", "top_k", "terms", "expression", "explain", "diversity", "dedup_threshold", "snap", "filter", "page_token")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,8 @@ class SearchRequest(_message.Message):
     DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     DEDUP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SNAP_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: QueryTerm
     top_k: int
@@ -53,7 +55,9 @@ class SearchRequest(_message.Message):
     diversity: float
     dedup_threshold: float
     snap: bool
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[QueryTerm, _Mapping]] = ..., top_k: _Optional[int] = ..., terms: _Optional[_Iterable[_Union[QueryTerm, _Mapping]]] = ..., expression: _Optional[str] = ..., explain: _Optional[bool] = ..., diversity: _Optional[float] = ..., dedup_threshold: _Optional[float] = ..., snap: _Optional[bool] = ...) -> None: ...
+    filter: Filter
+    page_token: str
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[QueryTerm, _Mapping]] = ..., top_k: _Optional[int] = ..., terms: _Optional[_Iterable[_Union[QueryTerm, _Mapping]]] = ..., expression: _Optional[str] = ..., explain: _Optional[bool] = ..., diversity: _Optional[float] = ..., dedup_threshold: _Optional[float] = ..., snap: _Optional[bool] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class Query(_message.Message):
     __slots__ = ("terms", "expression")
@@ -112,23 +116,29 @@ class Hit(_message.Message):
     def __init__(self, asset_id: _Optional[int] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., media_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., segment_start: _Optional[float] = ..., segment_end: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., term_cosines: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "collection", "index_seq", "index_size", "took_ms", "explanation")
+    __slots__ = ("hits", "collection", "index_seq", "index_size", "took_ms", "explanation", "next_page_token", "offset", "collection_changed")
     HITS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     INDEX_SEQ_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_CHANGED_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     collection: str
     index_seq: int
     index_size: int
     took_ms: float
     explanation: Explanation
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., collection: _Optional[str] = ..., index_seq: _Optional[int] = ..., index_size: _Optional[int] = ..., took_ms: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+    next_page_token: str
+    offset: int
+    collection_changed: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., collection: _Optional[str] = ..., index_seq: _Optional[int] = ..., index_size: _Optional[int] = ..., took_ms: _Optional[float] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ..., next_page_token: _Optional[str] = ..., offset: _Optional[int] = ..., collection_changed: _Optional[bool] = ...) -> None: ...
 
 class InterpolateRequest(_message.Message):
-    __slots__ = ("collection", "source", "target", "steps", "method", "top_k", "dedupe")
+    __slots__ = ("collection", "source", "target", "steps", "method", "top_k", "dedupe", "filter")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +146,7 @@ class InterpolateRequest(_message.Message):
     METHOD_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     DEDUPE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     source: Query
     target: Query
@@ -143,10 +154,11 @@ class InterpolateRequest(_message.Message):
     method: str
     top_k: int
     dedupe: bool
-    def __init__(self, collection: _Optional[str] = ..., source: _Optional[_Union[Query, _Mapping]] = ..., target: _Optional[_Union[Query, _Mapping]] = ..., steps: _Optional[int] = ..., method: _Optional[str] = ..., top_k: _Optional[int] = ..., dedupe: _Optional[bool] = ...) -> None: ...
+    filter: Filter
+    def __init__(self, collection: _Optional[str] = ..., source: _Optional[_Union[Query, _Mapping]] = ..., target: _Optional[_Union[Query, _Mapping]] = ..., steps: _Optional[int] = ..., method: _Optional[str] = ..., top_k: _Optional[int] = ..., dedupe: _Optional[bool] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
 
 class TraverseRequest(_message.Message):
-    __slots__ = ("collection", "origin", "named", "texts", "principal_component", "step", "steps", "top_k", "dedupe")
+    __slots__ = ("collection", "origin", "named", "texts", "principal_component", "step", "steps", "top_k", "dedupe", "filter")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     NAMED_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +168,7 @@ class TraverseRequest(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     DEDUPE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     origin: Query
     named: str
@@ -165,7 +178,8 @@ class TraverseRequest(_message.Message):
     steps: int
     top_k: int
     dedupe: bool
-    def __init__(self, collection: _Optional[str] = ..., origin: _Optional[_Union[Query, _Mapping]] = ..., named: _Optional[str] = ..., texts: _Optional[_Union[TextPair, _Mapping]] = ..., principal_component: _Optional[int] = ..., step: _Optional[float] = ..., steps: _Optional[int] = ..., top_k: _Optional[int] = ..., dedupe: _Optional[bool] = ...) -> None: ...
+    filter: Filter
+    def __init__(self, collection: _Optional[str] = ..., origin: _Optional[_Union[Query, _Mapping]] = ..., named: _Optional[str] = ..., texts: _Optional[_Union[TextPair, _Mapping]] = ..., principal_component: _Optional[int] = ..., step: _Optional[float] = ..., steps: _Optional[int] = ..., top_k: _Optional[int] = ..., dedupe: _Optional[bool] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
 
 class TextPair(_message.Message):
     __slots__ = ("source", "target")
@@ -319,7 +333,7 @@ class ListCollectionsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "model_spec", "dim", "metric", "indexed", "failed", "deleted", "index_size", "index_seq")
+    __slots__ = ("name", "model_spec", "dim", "metric", "indexed", "failed", "deleted", "index_size", "index_seq", "index_type", "index_params", "index_bytes_per_vector")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -329,6 +343,9 @@ class Collection(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
     INDEX_SEQ_FIELD_NUMBER: _ClassVar[int]
+    INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_BYTES_PER_VECTOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_spec: str
     dim: int
@@ -338,7 +355,10 @@ class Collection(_message.Message):
     deleted: int
     index_size: int
     index_seq: int
-    def __init__(self, name: _Optional[str] = ..., model_spec: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., indexed: _Optional[int] = ..., failed: _Optional[int] = ..., deleted: _Optional[int] = ..., index_size: _Optional[int] = ..., index_seq: _Optional[int] = ...) -> None: ...
+    index_type: str
+    index_params: str
+    index_bytes_per_vector: float
+    def __init__(self, name: _Optional[str] = ..., model_spec: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., indexed: _Optional[int] = ..., failed: _Optional[int] = ..., deleted: _Optional[int] = ..., index_size: _Optional[int] = ..., index_seq: _Optional[int] = ..., index_type: _Optional[str] = ..., index_params: _Optional[str] = ..., index_bytes_per_vector: _Optional[float] = ...) -> None: ...
 
 class ListCollectionsResponse(_message.Message):
     __slots__ = ("collections",)
@@ -403,3 +423,141 @@ class ProjectResponse(_message.Message):
     path: _containers.RepeatedCompositeFieldContainer[PathPoint]
     total: int
     def __init__(self, method: _Optional[str] = ..., points: _Optional[_Iterable[_Union[ProjectedPoint, _Mapping]]] = ..., path: _Optional[_Iterable[_Union[PathPoint, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class VariationsRequest(_message.Message):
+    __slots__ = ("collection", "seed", "radius", "min_distance", "n", "diversity")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    seed: Query
+    radius: float
+    min_distance: float
+    n: int
+    diversity: float
+    def __init__(self, collection: _Optional[str] = ..., seed: _Optional[_Union[Query, _Mapping]] = ..., radius: _Optional[float] = ..., min_distance: _Optional[float] = ..., n: _Optional[int] = ..., diversity: _Optional[float] = ...) -> None: ...
+
+class VariationsResponse(_message.Message):
+    __slots__ = ("hits", "collection", "radius", "min_distance", "in_band", "index_seq", "index_size", "took_ms")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    IN_BAND_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SEQ_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    collection: str
+    radius: float
+    min_distance: float
+    in_band: int
+    index_seq: int
+    index_size: int
+    took_ms: float
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., collection: _Optional[str] = ..., radius: _Optional[float] = ..., min_distance: _Optional[float] = ..., in_band: _Optional[int] = ..., index_seq: _Optional[int] = ..., index_size: _Optional[int] = ..., took_ms: _Optional[float] = ...) -> None: ...
+
+class Filter(_message.Message):
+    __slots__ = ("media_types", "uri_prefix", "path_prefix", "mtime", "created", "updated", "size", "metadata")
+    MEDIA_TYPES_FIELD_NUMBER: _ClassVar[int]
+    URI_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    media_types: _containers.RepeatedScalarFieldContainer[str]
+    uri_prefix: str
+    path_prefix: str
+    mtime: TimeRange
+    created: TimeRange
+    updated: TimeRange
+    size: SizeRange
+    metadata: _containers.RepeatedCompositeFieldContainer[MetadataCondition]
+    def __init__(self, media_types: _Optional[_Iterable[str]] = ..., uri_prefix: _Optional[str] = ..., path_prefix: _Optional[str] = ..., mtime: _Optional[_Union[TimeRange, _Mapping]] = ..., created: _Optional[_Union[TimeRange, _Mapping]] = ..., updated: _Optional[_Union[TimeRange, _Mapping]] = ..., size: _Optional[_Union[SizeRange, _Mapping]] = ..., metadata: _Optional[_Iterable[_Union[MetadataCondition, _Mapping]]] = ...) -> None: ...
+
+class TimeRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SizeRange(_message.Message):
+    __slots__ = ("min", "max")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    min: int
+    max: int
+    def __init__(self, min: _Optional[int] = ..., max: _Optional[int] = ...) -> None: ...
+
+class MetadataValue(_message.Message):
+    __slots__ = ("text", "number", "flag")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FLAG_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    number: float
+    flag: bool
+    def __init__(self, text: _Optional[str] = ..., number: _Optional[float] = ..., flag: _Optional[bool] = ...) -> None: ...
+
+class MetadataCondition(_message.Message):
+    __slots__ = ("key", "op", "values")
+    class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OP_UNSPECIFIED: _ClassVar[MetadataCondition.Op]
+        EQUALS: _ClassVar[MetadataCondition.Op]
+        NOT_EQUALS: _ClassVar[MetadataCondition.Op]
+        IN: _ClassVar[MetadataCondition.Op]
+        NOT_IN: _ClassVar[MetadataCondition.Op]
+        EXISTS: _ClassVar[MetadataCondition.Op]
+        NOT_EXISTS: _ClassVar[MetadataCondition.Op]
+    OP_UNSPECIFIED: MetadataCondition.Op
+    EQUALS: MetadataCondition.Op
+    NOT_EQUALS: MetadataCondition.Op
+    IN: MetadataCondition.Op
+    NOT_IN: MetadataCondition.Op
+    EXISTS: MetadataCondition.Op
+    NOT_EXISTS: MetadataCondition.Op
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    op: MetadataCondition.Op
+    values: _containers.RepeatedCompositeFieldContainer[MetadataValue]
+    def __init__(self, key: _Optional[str] = ..., op: _Optional[_Union[MetadataCondition.Op, str]] = ..., values: _Optional[_Iterable[_Union[MetadataValue, _Mapping]]] = ...) -> None: ...
+
+class ImportVectorsRequest(_message.Message):
+    __slots__ = ("collection", "model_spec", "ids", "dim", "vectors", "metadata")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    model_spec: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    dim: int
+    vectors: bytes
+    metadata: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, collection: _Optional[str] = ..., model_spec: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., dim: _Optional[int] = ..., vectors: _Optional[bytes] = ..., metadata: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+
+class ImportVectorsResponse(_message.Message):
+    __slots__ = ("collection", "added", "replaced", "model_spec", "dim")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    added: int
+    replaced: int
+    model_spec: str
+    dim: int
+    def __init__(self, collection: _Optional[str] = ..., added: _Optional[int] = ..., replaced: _Optional[int] = ..., model_spec: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...

@@ -85,6 +85,16 @@ class SearchServiceStub:
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.ProjectRequest.SerializeToString,
                 response_deserializer=assetsearch_dot_v1_dot_search__pb2.ProjectResponse.FromString,
                 _registered_method=True)
+        self.Variations = channel.unary_unary(
+                '/assetsearch.v1.SearchService/Variations',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.VariationsRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.VariationsResponse.FromString,
+                _registered_method=True)
+        self.ImportVectors = channel.unary_unary(
+                '/assetsearch.v1.SearchService/ImportVectors',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.ImportVectorsRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.ImportVectorsResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -162,6 +172,25 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Variations(self, request, context):
+        """Variations of a seed (an asset, or any query): assets a small, meaningful move
+        away from it, within a cosine-distance band, without the seed or its
+        near-duplicates, spread over distinct directions (search as data augmentation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportVectors(self, request, context):
+        """Imports embeddings computed elsewhere, one batch per call (call it again for more).
+        Each row becomes an asset with uri "vector:ID" and media_type "vector"; a known ID
+        gets its vector replaced. A batch is written in one transaction: a rejected batch
+        (wrong dimension, NaN or infinite values, duplicate ids...) writes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +243,16 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.Project,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.ProjectRequest.FromString,
                     response_serializer=assetsearch_dot_v1_dot_search__pb2.ProjectResponse.SerializeToString,
+            ),
+            'Variations': grpc.unary_unary_rpc_method_handler(
+                    servicer.Variations,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.VariationsRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.VariationsResponse.SerializeToString,
+            ),
+            'ImportVectors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportVectors,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.ImportVectorsRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.ImportVectorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +526,60 @@ class SearchService:
             '/assetsearch.v1.SearchService/Project',
             assetsearch_dot_v1_dot_search__pb2.ProjectRequest.SerializeToString,
             assetsearch_dot_v1_dot_search__pb2.ProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Variations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/Variations',
+            assetsearch_dot_v1_dot_search__pb2.VariationsRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.VariationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportVectors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.SearchService/ImportVectors',
+            assetsearch_dot_v1_dot_search__pb2.ImportVectorsRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.ImportVectorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,66 @@
+"""The ImportVectors RPC: one batch of externally computed vectors per call."""
+
+from __future__ import annotations
+
+import numpy as np
+from google.protobuf import json_format
+
+from latent.catalog import Catalog
+from latent.errors import InvalidArgument
+from latent.external import check_batch, import_collection
+from service._pb.assetsearch.v1 import search_pb2 as pb
+
+MAX_BATCH_ROWS = 10_000
+
+
+def batch_matrix(request: pb.ImportVectorsRequest) -> np.ndarray:
+    """The request's vectors as a (rows, dim) float32 matrix.
+
+    Raises:
+        InvalidArgument: no rows, too many, or a byte count that is not rows x dim x 4.
+    """
+    rows, dim = len(request.ids), request.dim
+    if rows == 0:
+        raise InvalidArgument("the batch has no ids: there is nothing to import")
+    if rows > MAX_BATCH_ROWS:
+        raise InvalidArgument(f"a batch holds at most {MAX_BATCH_ROWS} rows, got {rows}")
+    if dim <= 0:
+        raise InvalidArgument(f"dim must be the vectors' dimension (positive), got {dim}")
+    if len(request.vectors) != rows * dim * 4:
+        raise InvalidArgument(
+            f"vectors holds {len(request.vectors)} bytes; {rows} ids x {dim} dimensions x 4 "
+            f"bytes (float32) is {rows * dim * 4}"
+        )
+    return np.frombuffer(request.vectors, dtype="<f4").reshape(rows, dim)
+
+
+def import_batch(
+    catalog: Catalog, request: pb.ImportVectorsRequest, default_collection: str
+) -> pb.ImportVectorsResponse:
+    """Validate a batch, then write it in one transaction (a rejected batch writes nothing).
+
+    Raises:
+        InvalidArgument: a malformed batch (the message says which row).
+        DimensionMismatch: the collection has another dimension.
+        FailedPrecondition: the collection has another model.
+    """
+    name = request.collection or default_collection
+    matrix = batch_matrix(request)
+    metadata = (
+        [json_format.MessageToDict(m) for m in request.metadata] if request.metadata else None
+    )
+    if metadata is not None and len(metadata) != len(request.ids):
+        raise InvalidArgument(
+            f"{len(metadata)} metadata objects for {len(request.ids)} ids: give none or one per id"
+        )
+    ids = list(request.ids)
+    check_batch(ids, matrix, metadata)  # before a new collection is created for it
+    collection = import_collection(catalog, name, request.model_spec, request.dim)
+    counts = catalog.import_vectors(collection, ids, matrix, metadata)
+    return pb.ImportVectorsResponse(
+        collection=collection.name,
+        added=counts.added,
+        replaced=counts.replaced,
+        model_spec=collection.model_spec,
+        dim=collection.dim,
+    )
