@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= .assetsearch-demo
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast protos lint bench demo-model clean
+.PHONY: install demo test test-fast test-durability protos lint bench demo-model clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not postgres"
 
+# The crash and state-machine tests at full strength: 20+ kills a test, longer runs (~25 min).
+test-durability: $(STAMP)
+	bash scripts/ensure-postgres.sh
+	ASSETSEARCH_TEST_DURABILITY=full $(PY) -m pytest tests/test_crash.py tests/test_state_machine.py tests/test_no_stale.py
+
 # Regenerate the gRPC code; never edit service/_pb by hand.
 protos: $(STAMP)
 	$(PY) -m service.protogen
@@ -41,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/indexing.py
 	$(PY) bench/query_latency.py
 	$(PY) bench/quality.py
+	$(PY) bench/store.py
 
 demo-model: $(STAMP)
 	$(PY) -m latent.demo_train --out latent/models/demo --seed 0
