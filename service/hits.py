@@ -19,7 +19,7 @@ from latent.catalog import AssetRecord, Catalog
 # Embedding id -> (asset, segment start, segment end), as Catalog.hits_for_embeddings gives.
 Joined = dict[int, tuple[AssetRecord, float | None, float | None]]
 
-DEFAULT_CAPACITY = 200_000
+DEFAULT_CAPACITY = 50_000  # rows of about 1 KB each: tens of MB at most
 
 
 class HitCache:
