@@ -138,6 +138,19 @@ class _FaissIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (or replace) vectors under ids."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        matrix = as_matrix(vectors, self.dim)
+        self.remove(ids)
+        self._index.add_with_ids(matrix, ids)
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ids; absent ones are ignored. Each index type removes its own way."""
+        raise NotImplementedError
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,15 +212,6 @@ class FlatIndex(_FaissIndex):
         self.dim = dim
         self.spec = IndexSpec("flat")
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) vectors under ids."""
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if not len(ids):
-            return
-        matrix = as_matrix(vectors, self.dim)
-        self.remove(ids)
-        self._index.add_with_ids(matrix, ids)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids; absent ones are ignored."""
@@ -373,15 +377,6 @@ class IVFIndex(_FaissIndex):
     def train(self, sample: np.ndarray) -> None:
         """Train the coarse quantizer (and SQ/PQ codebooks) on a sample."""
         self._index.train(as_matrix(sample, self.dim))
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) vectors under ids."""
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if not len(ids):
-            return
-        matrix = as_matrix(vectors, self.dim)
-        self.remove(ids)
-        self._index.add_with_ids(matrix, ids)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids; absent ones are ignored (the hash map wants an IDSelectorArray)."""
