@@ -31,6 +31,27 @@ _PATH_END = re.compile(r"[\s+)*]")
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+
+def scan_quoted(text: str, start: int) -> tuple[str | None, int]:
+    """Read the quoted string at ``text[start]`` (its quote character), backslash escapes.
+
+    Returns:
+        The unescaped value and the position after the closing quote; None and the end
+        of the text when the string is not terminated.
+    """
+    quote, pos, out = text[start], start + 1, []
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text):
+            out.append(text[pos + 1])
+            pos += 2
+            continue
+        pos += 1
+        if char == quote:
+            return "".join(out), pos
+        out.append(char)
+    return None, pos
+
 class ExpressionError(InvalidArgument):
     """A query expression that does not parse; the message names the column (1-based)."""
 
@@ -156,22 +177,11 @@ class _Parser:
         return terms
 
     def string(self) -> str:
-        quote = self.text[self.pos]
         start = self.pos
-        self.pos += 1
-        out = []
-        while self.pos < len(self.text):
-            char = self.text[self.pos]
-            if char == "\\" and self.pos + 1 < len(self.text):
-                out.append(self.text[self.pos + 1])
-                self.pos += 2
-                continue
-            if char == quote:
-                self.pos += 1
-                return "".join(out)
-            out.append(char)
-            self.pos += 1
-        raise self.fail("unterminated string", start)
+        value, self.pos = scan_quoted(self.text, start)
+        if value is None:
+            raise self.fail("unterminated string", start)
+        return value
 
     def path(self) -> str:
         if self.pos < len(self.text) and self.text[self.pos] in ('"', "'"):

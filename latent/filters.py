@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 
 from latent.errors import FailedPrecondition, InvalidArgument
+from latent.expressions import scan_quoted
 from latent.schema import Asset
 
 MEDIA_TYPES = ("image", "video", "audio", "vector")
@@ -484,20 +485,11 @@ class _Parser:
         return _Value(self.text[start:end], False, start)
 
     def string(self) -> str:
-        quote, start = self.text[self.pos], self.pos
-        self.pos += 1
-        out = []
-        while self.pos < len(self.text):
-            char = self.text[self.pos]
-            if char == "\\" and self.pos + 1 < len(self.text):
-                out.append(self.text[self.pos + 1])
-                self.pos += 2
-                continue
-            self.pos += 1
-            if char == quote:
-                return "".join(out)
-            out.append(char)
-        raise self.fail("unterminated string", start)
+        start = self.pos
+        value, self.pos = scan_quoted(self.text, start)
+        if value is None:
+            raise self.fail("unterminated string", start)
+        return value
 
     def values(self, op: str) -> list[_Value]:
         if op not in ("in", "not in"):
