@@ -23,31 +23,43 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
 )
 IMAGE_SIZE = 64
+WIDTH = 16
 
-MODEL_CFG: dict[str, Any] = {
-    "embed_dim": 256,
-    "custom_text": True,
-    # A small ModifiedResNet: on this CPU it trains 2.6x faster than a ViT of similar
-    # quality and learns shape and position from far fewer images.
-    "vision_cfg": {"image_size": IMAGE_SIZE, "layers": [1, 1, 1, 1], "width": 24},
-    "text_cfg": {
-        "hf_model_name": TEXT_PACKAGE_REF,
-        "hf_tokenizer_name": TEXT_PACKAGE_REF,
-        "hf_proj_type": "mlp",
-        "hf_pooler_type": "mean_pooler",
-        "context_length": 64,
-    },
+TEXT_CFG: dict[str, Any] = {
+    "hf_model_name": TEXT_PACKAGE_REF,
+    "hf_tokenizer_name": TEXT_PACKAGE_REF,
+    "hf_proj_type": "mlp",
+    "hf_pooler_type": "mean_pooler",
+    "context_length": 64,
 }
-# Squash (not centre-crop) keeps objects in the corners of wide or tall images.
-PREPROCESS_CFG: dict[str, Any] = {
-    "size": IMAGE_SIZE,
-    "mode": "RGB",
-    "mean": [0.5, 0.5, 0.5],
-    "std": [0.5, 0.5, 0.5],
-    "interpolation": "bilinear",
-    "resize_mode": "squash",
-    "fill_color": 0,
-}
+
+
+def model_config(image_size: int = IMAGE_SIZE, width: int = WIDTH) -> dict[str, Any]:
+    """The open_clip model config: a small ModifiedResNet against the locked MiniLM.
+
+    A ModifiedResNet, not a ViT: on this CPU it learns shape and position from far fewer
+    images. Width 16 trains 2.2x faster than width 24 here (0.66 against 1.48 s for a
+    forward and backward pass of 256 images), which buys more steps in the time budget.
+    """
+    return {
+        "embed_dim": 256,
+        "custom_text": True,
+        "vision_cfg": {"image_size": image_size, "layers": [1, 1, 1, 1], "width": width},
+        "text_cfg": copy.deepcopy(TEXT_CFG),
+    }
+
+
+def preprocess_config(image_size: int = IMAGE_SIZE) -> dict[str, Any]:
+    """How images are prepared. Squash (not centre-crop) keeps objects in the corners."""
+    return {
+        "size": image_size,
+        "mode": "RGB",
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "interpolation": "bilinear",
+        "resize_mode": "squash",
+        "fill_color": 0,
+    }
 
 
 def resolve_package_ref(ref: str) -> str:
@@ -85,7 +97,7 @@ def resolved_text_cfg(model_cfg: dict[str, Any]) -> dict[str, Any]:
 
 def build_model(model_cfg: dict[str, Any] | None = None) -> open_clip.model.CustomTextCLIP:
     """Creates the untrained model (text transformer loaded from the package, frozen)."""
-    cfg = copy.deepcopy(model_cfg or MODEL_CFG)
+    cfg = copy.deepcopy(model_cfg or model_config())
     cfg["text_cfg"] = resolved_text_cfg(cfg)
     cfg.pop("custom_text", None)
     model = open_clip.model.CustomTextCLIP(**cfg)
@@ -103,18 +115,20 @@ def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model(model: torch.nn.Module, out_dir: Path) -> str:
+def save_model(model: torch.nn.Module, out_dir: Path, model_cfg: dict[str, Any]) -> str:
     """Writes config, trained weights, their SHA-256 and the tokenizer files.
 
     Args:
         model: The trained model.
         out_dir: Target directory (created if missing).
+        model_cfg: The config the model was built from (model_config()).
 
     Returns:
         The hex SHA-256 of the weights file.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = {"model_cfg": MODEL_CFG, "preprocess_cfg": PREPROCESS_CFG}
+    image_size = model_cfg["vision_cfg"]["image_size"]
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_config(image_size)}
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     save_file(trained_state(model), str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
     digest = hashlib.sha256((out_dir / WEIGHTS_NAME).read_bytes()).hexdigest()

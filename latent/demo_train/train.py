@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +34,24 @@ from latent.demo_world import (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run."""
+    """Hyper-parameters of one training run (the defaults are `make demo-model`'s)."""
 
     seed: int = 0
-    steps: int = 1500
-    pairs_per_batch: int = 128
-    pool_pairs: int = 10000
+    steps: int = 4000
+    pairs_per_batch: int = 64     # a batch renders each pair's scene and its near miss
+    pool_pairs: int = 8000        # scene pairs, each with one caption encoded by MiniLM once
+    bank: int = 1024              # pool captions scored against every batch, beside its own
+    aux_weight: float = 1.0       # weight of the AttributeProbe loss
+    image_weight: float = 0.3     # weight of the image-to-image loss (same shape and colour)
+    max_logit_scale: float = 20.0  # image-caption temperature cap; see _train_step
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup: int = 60
     threads: int = 2
-    short_min: int = 80
-    short_max: int = 128
+    image_size: int = artifact.IMAGE_SIZE
+    width: int = artifact.WIDTH
+    short_min: int = 64           # rendered short side, before the 64 px squash
+    short_max: int = 100
 
 
 @dataclass(frozen=True)
@@ -93,17 +99,22 @@ def build_pool(cfg: TrainConfig) -> list[Example]:
 
 @torch.no_grad()
 def encode_frozen_text(model: Any, tokenizer: Any, texts: list[str]) -> torch.Tensor:
-    """Pooled outputs of the frozen text transformer (before the trainable projection)."""
-    out = []
+    """Pooled outputs of the frozen text transformer (before the trainable projection).
+
+    Padding is masked out of attention and pooling, so trimming it changes nothing but
+    cost; captions are encoded in order of length so that each chunk carries little of it.
+    """
+    ids = tokenizer(texts)
+    mask = (ids != model.text.config.pad_token_id).long()
+    order = torch.argsort(mask.sum(dim=1), stable=True)
+    out = torch.empty(len(texts), model.text.transformer.config.hidden_size)
     for start in range(0, len(texts), 256):
-        ids = tokenizer(texts[start:start + 256])
-        mask = (ids != model.text.config.pad_token_id).long()
-        # Padding is masked out of attention and pooling: trimming it changes nothing but cost.
-        width = int(mask.sum(dim=1).max())
-        ids, mask = ids[:, :width], mask[:, :width]
-        hidden = model.text.transformer(input_ids=ids, attention_mask=mask)
-        out.append(model.text.pooler(hidden, mask))
-    return torch.cat(out)
+        rows = order[start:start + 256]
+        width = int(mask[rows].sum(dim=1).max())
+        hidden = model.text.transformer(input_ids=ids[rows, :width],
+                                        attention_mask=mask[rows, :width])
+        out[rows] = model.text.pooler(hidden, mask[rows, :width])
+    return out
 
 
 def cached_text_features(model: Any, tokenizer: Any, texts: list[str]) -> torch.Tensor:
@@ -119,15 +130,142 @@ def cached_text_features(model: Any, tokenizer: Any, texts: list[str]) -> torch.
     return feats
 
 
-def _match_matrix(examples: list[Example]) -> torch.Tensor:
-    """M[i, j] = 1 where caption j truly describes image i."""
-    n = len(examples)
-    m = torch.zeros(n, n)
-    for j, ex in enumerate(examples):
-        for i, other in enumerate(examples):
-            if i == j or ex.query.matches(other.scene):
-                m[i, j] = 1.0
-    return m
+@dataclass(frozen=True)
+class Labels:
+    """The pool's scenes and captions as index arrays, for vectorised matching and probes.
+
+    Attribute columns are (shape, colour, size, position) as indices into the demo world's
+    vocabularies. Scene slots past the last object hold -2 (never matched); caption objects
+    use -1 for an attribute the caption leaves open.
+    """
+
+    scene: np.ndarray         # (N, 3, 4) int
+    scene_valid: np.ndarray   # (N, 3) bool
+    background: np.ndarray    # (N,) int
+    query: np.ndarray         # (N, 3, 4) int
+    query_valid: np.ndarray   # (N, 3) bool
+    query_background: np.ndarray  # (N,) int, -1 = any
+
+
+_VOCABS = (SHAPES, COLORS, SIZES, POSITIONS)
+
+
+def encode_labels(pool: list[Example]) -> Labels:
+    """Index arrays of every scene and caption in the pool."""
+    n = len(pool)
+    scene = np.full((n, 3, 4), -2, dtype=np.int64)
+    query = np.full((n, 3, 4), -1, dtype=np.int64)
+    scene_valid = np.zeros((n, 3), dtype=bool)
+    query_valid = np.zeros((n, 3), dtype=bool)
+    background = np.zeros(n, dtype=np.int64)
+    query_background = np.full(n, -1, dtype=np.int64)
+    for i, ex in enumerate(pool):
+        background[i] = BACKGROUNDS.index(ex.scene.background)
+        for k, obj in enumerate(ex.scene.objects):
+            fields = (obj.shape, obj.color, obj.size, obj.position)
+            scene[i, k] = [vocab.index(v) for vocab, v in zip(_VOCABS, fields, strict=True)]
+            scene_valid[i, k] = True
+        for k, q in enumerate(ex.query.objects):
+            query[i, k] = [-1 if v is None else vocab.index(v)
+                           for vocab, v in zip(_VOCABS, q, strict=True)]
+            query_valid[i, k] = True
+        if ex.query.background is not None:
+            query_background[i] = BACKGROUNDS.index(ex.query.background)
+    return Labels(scene, scene_valid, background, query, query_valid, query_background)
+
+
+def match_matrix(labels: Labels, images: np.ndarray, texts: np.ndarray) -> torch.Tensor:
+    """M[i, j] = 1 where caption texts[j] truly describes the scene of images[i].
+
+    The same test as captions.Query.matches, on index arrays: every object the caption
+    names is found among the scene's objects, and so is its background if it names one.
+    """
+    s = labels.scene[images][:, None, None, :, :]            # (I, 1, 1, 3s, 4)
+    q = labels.query[texts][None, :, :, None, :]             # (1, T, 3q, 1, 4)
+    same = ((q == -1) | (q == s)).all(-1)                    # (I, T, 3q, 3s)
+    same &= labels.scene_valid[images][:, None, None, :]
+    found = same.any(-1) | ~labels.query_valid[texts][None, :, :]
+    want_bg = labels.query_background[texts][None, :]
+    bg_ok = (want_bg == -1) | (want_bg == labels.background[images][:, None])
+    return torch.from_numpy(found.all(-1) & bg_ok).float()
+
+
+PROBE_SLOTS = len(POSITIONS)
+# Per position slot: shape, colour and size, each with a class for "no object here".
+_SLOT_CLASSES = (len(SHAPES) + 1, len(COLORS) + 1, len(SIZES) + 1)
+_PRESENCE = len(SHAPES) + len(COLORS) + len(SHAPES) * len(COLORS)
+
+
+class AttributeProbe(torch.nn.Module):
+    """Linear read-outs of the scene labels from the image embedding (training only).
+
+    Contrastive loss against captions teaches the vision tower slowly: in a batch of 256
+    captions few differ from an image's own in just its shape or its corner. The probe asks
+    the embedding itself to make every label linearly readable, the backdrop, what sits in
+    each of the five places and which shapes, colours and shape-colour pairs appear, so each
+    image gives a full gradient. It is not part of the saved model.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = math.sqrt(dim)
+        out = len(BACKGROUNDS) + PROBE_SLOTS * sum(_SLOT_CLASSES) + _PRESENCE
+        self.linear = torch.nn.Linear(dim, out)
+
+    def _heads(self, embedding: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]],
+                                                       torch.Tensor]:
+        """The logits split by head: backdrop, [slot][shape, colour, size], presence."""
+        logits = self.linear(embedding * self.scale)
+        at = len(BACKGROUNDS)
+        slots = []
+        for _ in range(PROBE_SLOTS):
+            heads = []
+            for classes in _SLOT_CLASSES:
+                heads.append(logits[:, at:at + classes])
+                at += classes
+            slots.append(heads)
+        return logits[:, :len(BACKGROUNDS)], slots, logits[:, at:]
+
+    def loss(self, embedding: torch.Tensor, labels: Labels, images: np.ndarray) -> torch.Tensor:
+        """Mean cross-entropy of the labels given unit-norm embeddings of the images."""
+        background, slot_logits, presence_logits = self._heads(embedding)
+        total = F.cross_entropy(background, torch.from_numpy(labels.background[images]))
+        slots, presence = _probe_targets(labels, images)
+        for slot, heads in enumerate(slot_logits):
+            for attr, head in enumerate(heads):
+                total = total + F.cross_entropy(head, slots[:, slot, attr]) / PROBE_SLOTS
+        return total + F.binary_cross_entropy_with_logits(presence_logits, presence) * 10
+
+    @torch.no_grad()
+    def accuracy(self, embedding: torch.Tensor, labels: Labels,
+                 images: np.ndarray) -> dict[str, float]:
+        """Share of backdrops, and of objects whose shape, colour and size, read right."""
+        background, slot_logits, _ = self._heads(embedding)
+        slots, _ = _probe_targets(labels, images)
+        result = {"background": float((background.argmax(1) == torch.from_numpy(
+            labels.background[images])).float().mean())}
+        for attr, name in enumerate(("shape", "colour", "size")):
+            right = []
+            for slot, heads in enumerate(slot_logits):
+                target = slots[:, slot, attr]
+                right.append((heads[attr].argmax(1) == target)[target > 0].float())
+            result[name] = float(torch.cat(right).mean())
+        return result
+
+
+def _probe_targets(labels: Labels, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-slot class targets (0 = empty) and the multi-hot presence vector."""
+    scene = labels.scene[images]
+    valid = labels.scene_valid[images]
+    slots = np.zeros((len(images), PROBE_SLOTS, 3), dtype=np.int64)
+    presence = np.zeros((len(images), _PRESENCE), dtype=np.float32)
+    rows, objs = np.nonzero(valid)
+    shape, color, size, pos = (scene[rows, objs, a] for a in range(4))
+    slots[rows, pos] = np.stack([shape + 1, color + 1, size + 1], axis=1)
+    presence[rows, shape] = 1.0
+    presence[rows, len(SHAPES) + color] = 1.0
+    presence[rows, len(SHAPES) + len(COLORS) + shape * len(COLORS) + color] = 1.0
+    return torch.from_numpy(slots), torch.from_numpy(presence)
 
 
 def _render_batch(examples: list[Example], preprocess, rng: np.random.Generator,
@@ -136,15 +274,84 @@ def _render_batch(examples: list[Example], preprocess, rng: np.random.Generator,
     for ex in examples:
         w, h = sample_size(rng, cfg.short_min, cfg.short_max)
         images.append(preprocess(render_scene(ex.scene, w, h, rng)))
-    return torch.stack(images)
+    return torch.stack(images).contiguous(memory_format=torch.channels_last)
+
+
+def same_kind_matrix(labels: Labels, images: np.ndarray) -> torch.Tensor:
+    """S[i, j] = 1 where images i and j (i != j) both show an object of one shape and colour."""
+    scene = labels.scene[images]
+    kind = np.where(labels.scene_valid[images], scene[:, :, 0] * len(COLORS) + scene[:, :, 1], -1)
+    same = (kind[:, None, :, None] == kind[None, :, None, :]) & (kind[:, None, :, None] >= 0)
+    same = same.any(axis=(2, 3))
+    np.fill_diagonal(same, False)
+    return torch.from_numpy(same).float()
+
+
+IMAGE_LOGIT_SCALE = 10.0
+
+
+def image_kind_loss(img: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    """Multi-positive InfoNCE among the batch's images: same shape and colour attract.
+
+    Most pairs in a batch are a scene and its near miss; when the miss changed the size,
+    the place or the backdrop the two stay positives, so the embedding learns that those
+    matter less to what an image is than its shape and colour (image-to-image search).
+    """
+    rows = same.sum(dim=1) > 0
+    logits = IMAGE_LOGIT_SCALE * img @ img.t()
+    logits = logits.masked_fill(torch.eye(len(img), dtype=torch.bool), float("-inf"))
+    target = same[rows] / same[rows].sum(dim=1, keepdim=True)
+    log_p = F.log_softmax(logits[rows], dim=1).masked_fill(target == 0, 0.0)
+    return -(target * log_p).sum(dim=1).mean()
+
+
+def held_back_pairs(cfg: TrainConfig) -> int:
+    """The pool's last pairs, never trained on: rendered at library resolution to log progress."""
+    return min(256, cfg.pool_pairs // 4)
+
+
+def _as_is(batch):
+    return batch
+
+
+class Batches(torch.utils.data.Dataset):
+    """Step k's batch: which images and captions, and the rendered pixels.
+
+    Each step draws from its own generator (seed, k), so a batch does not depend on which
+    process renders it or when; a DataLoader worker renders the next batches while the
+    model trains on this one.
+    """
+
+    def __init__(self, pool: list[Example], preprocess, cfg: TrainConfig) -> None:
+        self.pool, self.preprocess, self.cfg = pool, preprocess, cfg
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, 11, step])
+        pair_ids = rng.choice(cfg.pool_pairs - held_back_pairs(cfg), cfg.pairs_per_batch,
+                              replace=False)
+        images = np.concatenate([2 * pair_ids, 2 * pair_ids + 1])
+        bank = rng.choice(len(self.pool), min(cfg.bank, len(self.pool)), replace=False)
+        texts = np.concatenate([images, bank])
+        pixels = _render_batch([self.pool[i] for i in images], self.preprocess, rng, cfg)
+        return images, texts, pixels
 
 
 def multi_positive_loss(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where every true caption/image of a row counts as a positive."""
+    """Symmetric InfoNCE where every true caption/image of a row counts as a positive.
+
+    Rows are images, columns captions. Captions without a true image in the batch (most of
+    the bank) serve only as negatives for the images.
+    """
     img_target = match / match.sum(dim=1, keepdim=True)
-    txt_target = match.t() / match.t().sum(dim=1, keepdim=True)
     loss_i = -(img_target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    loss_t = -(txt_target * F.log_softmax(logits.t(), dim=1)).sum(dim=1).mean()
+    has_image = match.sum(dim=0) > 0
+    per_text = match.t()[has_image]
+    txt_target = per_text / per_text.sum(dim=1, keepdim=True)
+    loss_t = -(txt_target * F.log_softmax(logits.t()[has_image], dim=1)).sum(dim=1).mean()
     return (loss_i + loss_t) / 2
 
 
@@ -167,20 +374,31 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _train_step(model, batch, text_feats, preprocess, opt, rng, cfg) -> float:
-    images = _render_batch(batch, preprocess, rng, cfg)
-    img = F.normalize(model.visual(images), dim=-1)
-    txt = F.normalize(model.text.proj(text_feats), dim=-1)
-    logits = model.logit_scale.exp().clamp(max=100) * img @ txt.t()
-    loss = multi_positive_loss(logits, _match_matrix(batch))
+def _train_step(model, probe, labels, text_feats, batch, opt, cfg) -> tuple[float, float]:
+    images, texts, pixels = batch
+    img = F.normalize(model.visual(pixels), dim=-1)
+    txt = F.normalize(model.text.proj(text_feats[texts]), dim=-1)
+    # A low cap makes captions sit far (in cosine) from images they do not describe, so
+    # that "image - red + blue" moves an image as far as the gap between two colours'
+    # image clusters; with CLIP's 100 it grew to 46 here and arithmetic stopped working.
+    logits = model.logit_scale.exp() * img @ txt.t()
+    contrastive = multi_positive_loss(logits, match_matrix(labels, images, texts))
+    aux = probe.loss(img, labels, images)
+    kind = image_kind_loss(img, same_kind_matrix(labels, images))
+    loss = contrastive + cfg.aux_weight * aux + cfg.image_weight * kind
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(loss.detach())
+    with torch.no_grad():
+        model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
+    return float(contrastive.detach()), float(aux.detach())
 
 
 def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     """Trains the demo model and saves it.
+
+    Each step renders the scenes of pairs_per_batch (scene, near miss) pairs and scores the
+    images against their own captions plus `bank` other captions of the pool.
 
     Args:
         cfg: Hyper-parameters (the seed fixes everything).
@@ -188,38 +406,53 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
         log: Receives progress lines.
 
     Returns:
-        A summary (config, seconds, final loss, weights digest).
+        A summary (config, seconds, final losses, weights digest).
     """
     started = time.time()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = artifact.build_model()
+    model_cfg = artifact.model_config(cfg.image_size, cfg.width)
+    model = artifact.build_model(model_cfg)
+    probe = AttributeProbe(model_cfg["embed_dim"])
     tokenizer = open_clip.tokenizer.HFTokenizer(
         artifact.resolve_package_ref(artifact.TEXT_PACKAGE_REF),
-        context_length=artifact.MODEL_CFG["text_cfg"]["context_length"])
+        context_length=model_cfg["text_cfg"]["context_length"])
+    pre_cfg = artifact.preprocess_config(cfg.image_size)
     preprocess = open_clip.image_transform(
-        artifact.IMAGE_SIZE, is_train=False, mean=artifact.PREPROCESS_CFG["mean"],
-        std=artifact.PREPROCESS_CFG["std"], resize_mode="squash", interpolation="bilinear")
+        cfg.image_size, is_train=False, mean=pre_cfg["mean"], std=pre_cfg["std"],
+        resize_mode=pre_cfg["resize_mode"], interpolation=pre_cfg["interpolation"])
     pool = build_pool(cfg)
+    labels = encode_labels(pool)
     feats = cached_text_features(model, tokenizer, [ex.text for ex in pool])
     log(f"encoded {len(pool)} captions in {time.time() - started:.0f}s")
     model.train()
-    opt = _optimizer(model, cfg)
-    rng = np.random.default_rng([cfg.seed, 11])
-    loss = float("nan")
-    for step in range(cfg.steps):
+    model.visual.to(memory_format=torch.channels_last)
+    opt = _optimizer(torch.nn.ModuleList([model, probe]), cfg)
+    # Held-back renders at the demo library's resolution, to log what the probe reads.
+    check = np.arange(len(pool) - 2 * held_back_pairs(cfg), len(pool))
+    check_cfg = replace(cfg, short_min=128, short_max=320)
+    check_pixels = _render_batch([pool[i] for i in check], preprocess,
+                                 np.random.default_rng([cfg.seed, 13]), check_cfg)
+    losses = (float("nan"), float("nan"))
+    batches = torch.utils.data.DataLoader(Batches(pool, preprocess, cfg), batch_size=None,
+                                          collate_fn=_as_is, num_workers=1, prefetch_factor=2)
+    for step, batch in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
-        pair_ids = rng.choice(cfg.pool_pairs, cfg.pairs_per_batch, replace=False)
-        idx = np.concatenate([2 * pair_ids, 2 * pair_ids + 1])
-        loss = _train_step(model, [pool[i] for i in idx], feats[idx], preprocess, opt, rng, cfg)
+        losses = _train_step(model, probe, labels, feats, batch, opt, cfg)
         if step % 50 == 0 or step == cfg.steps - 1:
-            log(f"step {step} loss {loss:.3f} scale {model.logit_scale.exp().item():.1f} "
-                f"t={time.time() - started:.0f}s")
+            model.eval()
+            with torch.no_grad():
+                read = probe.accuracy(F.normalize(model.visual(check_pixels), dim=-1), labels,
+                                      check)
+            model.train()
+            log(f"step {step} loss {losses[0]:.3f} probe {losses[1]:.3f} "
+                f"scale {model.logit_scale.exp().item():.1f} t={time.time() - started:.0f}s "
+                + " ".join(f"{k} {v:.2f}" for k, v in read.items()))
     model.eval()
-    digest = artifact.save_model(model, out_dir)
+    digest = artifact.save_model(model, out_dir, model_cfg)
     summary = {"config": asdict(cfg), "seconds": round(time.time() - started, 1),
-               "final_loss": round(loss, 4), "sha256": digest,
-               "torch": torch.__version__, "open_clip": open_clip.__version__}
+               "final_loss": round(losses[0], 4), "final_probe_loss": round(losses[1], 4),
+               "sha256": digest, "torch": torch.__version__, "open_clip": open_clip.__version__}
     (out_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -1,0 +1,135 @@
+"""The demo trainer's pieces: caption matching, probe targets, loss and batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import torch
+
+from latent.demo_train import artifact
+from latent.demo_train.captions import Query
+from latent.demo_train.train import (
+    AttributeProbe,
+    Batches,
+    Example,
+    TrainConfig,
+    _optimizer,
+    _train_step,
+    build_pool,
+    encode_frozen_text,
+    encode_labels,
+    image_kind_loss,
+    match_matrix,
+    multi_positive_loss,
+    same_kind_matrix,
+)
+from latent.demo_world import COLORS, SHAPES, DemoObject, Scene
+
+
+def test_vectorised_match_agrees_with_query_matches() -> None:
+    pool = build_pool(TrainConfig(pool_pairs=150))
+    labels = encode_labels(pool)
+    images, texts = np.arange(0, 300, 2), np.arange(300)
+    got = match_matrix(labels, images, texts).numpy().astype(bool)
+    want = np.array([[pool[t].query.matches(pool[i].scene) for t in texts] for i in images])
+    assert (got == want).all()
+    assert got.any() and not got.all()
+
+
+def _example(scene: Scene, query: Query) -> Example:
+    return Example(scene, query, "")
+
+
+def test_match_needs_every_named_object_and_the_backdrop() -> None:
+    scene = Scene("grass", (DemoObject("star", "red", "small", "top left"),
+                            DemoObject("ring", "blue", "medium", "center")))
+    queries = [
+        Query((("star", "red", None, None),)),                       # yes
+        Query((("star", "blue", None, None),)),                      # colour of the other one
+        Query((("ring", None, None, "center"), ("star", None, None, None)), "grass"),  # yes
+        Query((("ring", None, None, None),), "sand"),                # wrong backdrop
+        Query((), "grass"),                                          # backdrop only: yes
+        Query((("star", None, "small", "top left"),
+               ("star", None, "small", "top left"))),                # same object twice: yes
+    ]
+    pool = [_example(scene, q) for q in queries]
+    got = match_matrix(encode_labels(pool), np.array([0]), np.arange(len(pool)))[0]
+    assert got.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
+
+
+def test_probe_reads_each_place_and_what_is_present() -> None:
+    scene = Scene("night", (DemoObject("heart", "pink", "large", "center"),))
+    labels = encode_labels([_example(scene, Query(()))])
+    probe = AttributeProbe(8)
+    embedding = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)
+    loss = probe.loss(embedding, labels, np.array([0]))
+    assert torch.isfinite(loss) and loss > 0
+    from latent.demo_train.train import _probe_targets
+
+    slots, presence = _probe_targets(labels, np.array([0]))
+    centre = 4
+    assert slots[0, centre].tolist() == [SHAPES.index("heart") + 1, COLORS.index("pink") + 1, 3]
+    assert slots[0, :centre].sum() == 0
+    assert presence[0].sum() == 3  # the shape, the colour and the pair
+
+
+def test_bank_captions_without_an_image_are_only_negatives() -> None:
+    logits = torch.tensor([[5.0, 0.0, 1.0], [0.0, 5.0, 1.0]])
+    match = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    with_bank = multi_positive_loss(logits, match)
+    # The third caption matches nothing: it may only lower the image-side softmax.
+    image_side = -torch.log_softmax(logits, dim=1)[[0, 1], [0, 1]].mean()
+    text_side = -torch.log_softmax(logits[:, :2].t(), dim=1)[[0, 1], [0, 1]].mean()
+    assert torch.isclose(with_bank, (image_side + text_side) / 2)
+
+
+def test_images_of_one_shape_and_colour_attract_each_other() -> None:
+    def scene(*objects: tuple[str, str]) -> Scene:
+        places = ("top left", "center", "bottom right")
+        pairs = zip(objects, places[:len(objects)], strict=True)
+        return Scene("gray", tuple(DemoObject(shape, color, "small", place)
+                                   for (shape, color), place in pairs))
+
+    scenes = [scene(("star", "red")), scene(("star", "red"), ("ring", "blue")),
+              scene(("star", "blue")), scene(("ring", "blue"))]
+    labels = encode_labels([_example(s, Query(())) for s in scenes])
+    same = same_kind_matrix(labels, np.arange(4))
+    assert same.tolist() == [[0, 1, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0]]
+    close = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]), dim=-1)
+    apart = close[[0, 2, 1, 3]]
+    assert image_kind_loss(close, same) < image_kind_loss(apart, same)
+
+
+def test_a_step_batch_depends_only_on_seed_and_step() -> None:
+    cfg = TrainConfig(pool_pairs=40, pairs_per_batch=4, bank=16, steps=3)
+    pool = build_pool(cfg)
+    preprocess = open_clip.image_transform(cfg.image_size, is_train=False,
+                                           resize_mode="squash")
+    batches = Batches(pool, preprocess, cfg)
+    first, again, other = batches[1], batches[1], batches[2]
+    assert (first[0] == again[0]).all() and (first[1] == again[1]).all()
+    assert torch.equal(first[2], again[2])
+    assert not (first[0] == other[0]).all()
+    assert first[2].shape == (8, 3, cfg.image_size, cfg.image_size)
+    held_back = {*range(len(pool) - 20, len(pool))}  # pool_pairs // 4 pairs
+    assert not held_back & set(first[0].tolist())
+
+
+def test_a_step_keeps_the_temperature_under_its_cap() -> None:
+    """Above the cap, arithmetic with colour words stops moving images (see MODEL_CARD)."""
+    cfg = TrainConfig(pool_pairs=40, pairs_per_batch=4, bank=16, steps=1, lr=0.5)
+    model_cfg = artifact.model_config(cfg.image_size, cfg.width)
+    model = artifact.build_model(model_cfg)
+    probe = AttributeProbe(model_cfg["embed_dim"])
+    tokenizer = open_clip.tokenizer.HFTokenizer(
+        artifact.resolve_package_ref(artifact.TEXT_PACKAGE_REF), context_length=64)
+    pool = build_pool(cfg)
+    feats = encode_frozen_text(model, tokenizer, [ex.text for ex in pool])
+    preprocess = open_clip.image_transform(cfg.image_size, is_train=False,
+                                           resize_mode="squash")
+    with torch.no_grad():
+        model.logit_scale.fill_(np.log(2 * cfg.max_logit_scale))
+    _train_step(model, probe, encode_labels(pool), feats, Batches(pool, preprocess, cfg)[0],
+                _optimizer(torch.nn.ModuleList([model, probe]), cfg), cfg)
+    assert model.logit_scale.exp().item() <= cfg.max_logit_scale * (1 + 1e-6)
