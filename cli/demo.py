@@ -17,7 +17,9 @@ from latent.settings import Settings
 from service.client import SearchClient
 from service.server import AssetSearchServer
 
-EXAMPLES = ("a red circle", "a small blue star on grass")
+# Both are in the default library (400 images, seed 2026): it holds four small red diamonds
+# on grass, but no small blue star on grass, which this example used to ask for.
+EXAMPLES = ("a red circle", "a small red diamond on grass")
 
 
 def _labels(library: Path) -> dict[str, str]:
