@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import open_clip
 import torch
 
 from latent.demo_train import artifact
@@ -14,6 +13,7 @@ from latent.demo_train.train import (
     Example,
     TrainConfig,
     _optimizer,
+    _probe_targets,
     _train_step,
     build_pool,
     encode_frozen_text,
@@ -64,8 +64,6 @@ def test_probe_reads_each_place_and_what_is_present() -> None:
     embedding = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)
     loss = probe.loss(embedding, labels, np.array([0]))
     assert torch.isfinite(loss) and loss > 0
-    from latent.demo_train.train import _probe_targets
-
     slots, presence = _probe_targets(labels, np.array([0]))
     centre = 4
     assert slots[0, centre].tolist() == [SHAPES.index("heart") + 1, COLORS.index("pink") + 1, 3]
@@ -104,9 +102,7 @@ def test_images_of_one_shape_and_colour_attract_each_other() -> None:
 def test_a_step_batch_depends_only_on_seed_and_step() -> None:
     cfg = TrainConfig(pool_pairs=40, pairs_per_batch=4, bank=16, steps=3)
     pool = build_pool(cfg)
-    preprocess = open_clip.image_transform(cfg.image_size, is_train=False,
-                                           resize_mode="squash")
-    batches = Batches(pool, preprocess, cfg)
+    batches = Batches(pool, artifact.transform(cfg.image_size), cfg)
     first, again, other = batches[1], batches[1], batches[2]
     assert (first[0] == again[0]).all() and (first[1] == again[1]).all()
     assert torch.equal(first[2], again[2])
@@ -122,12 +118,9 @@ def test_a_step_keeps_the_temperature_under_its_cap() -> None:
     model_cfg = artifact.model_config(cfg.image_size, cfg.width)
     model = artifact.build_model(model_cfg)
     probe = AttributeProbe(model_cfg["embed_dim"])
-    tokenizer = open_clip.tokenizer.HFTokenizer(
-        artifact.resolve_package_ref(artifact.TEXT_PACKAGE_REF), context_length=64)
     pool = build_pool(cfg)
-    feats = encode_frozen_text(model, tokenizer, [ex.text for ex in pool])
-    preprocess = open_clip.image_transform(cfg.image_size, is_train=False,
-                                           resize_mode="squash")
+    feats = encode_frozen_text(model, artifact.tokenizer(model_cfg), [ex.text for ex in pool])
+    preprocess = artifact.transform(cfg.image_size)
     with torch.no_grad():
         model.logit_scale.fill_(np.log(2 * cfg.max_logit_scale))
     _train_step(model, probe, encode_labels(pool), feats, Batches(pool, preprocess, cfg)[0],

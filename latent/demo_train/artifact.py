@@ -62,6 +62,21 @@ def preprocess_config(image_size: int = IMAGE_SIZE) -> dict[str, Any]:
     }
 
 
+def transform(image_size: int = IMAGE_SIZE):
+    """The image transform preprocess_config() describes, as open_clip builds it."""
+    cfg = preprocess_config(image_size)
+    return open_clip.image_transform(
+        image_size, is_train=False, mean=cfg["mean"], std=cfg["std"],
+        resize_mode=cfg["resize_mode"], interpolation=cfg["interpolation"])
+
+
+def tokenizer(model_cfg: dict[str, Any]) -> open_clip.tokenizer.HFTokenizer:
+    """MiniLM's tokenizer from the installed package, at the model's context length."""
+    return open_clip.tokenizer.HFTokenizer(
+        resolve_package_ref(TEXT_PACKAGE_REF),
+        context_length=model_cfg["text_cfg"]["context_length"])
+
+
 def resolve_package_ref(ref: str) -> str:
     """Turns "pkg:PACKAGE/subdir" into the directory inside the installed package.
 

@@ -199,8 +199,8 @@ _PRESENCE = len(SHAPES) + len(COLORS) + len(SHAPES) * len(COLORS)
 class AttributeProbe(torch.nn.Module):
     """Linear read-outs of the scene labels from the image embedding (training only).
 
-    Contrastive loss against captions teaches the vision tower slowly: in a batch of 256
-    captions few differ from an image's own in just its shape or its corner. The probe asks
+    Contrastive loss against captions teaches the vision tower slowly: among a batch's
+    1,152 captions few differ from an image's own in just its shape or its corner. The probe asks
     the embedding itself to make every label linearly readable, the backdrop, what sits in
     each of the five places and which shapes, colours and shape-colour pairs appear, so each
     image gives a full gradient. It is not part of the saved model.
@@ -414,13 +414,8 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     model_cfg = artifact.model_config(cfg.image_size, cfg.width)
     model = artifact.build_model(model_cfg)
     probe = AttributeProbe(model_cfg["embed_dim"])
-    tokenizer = open_clip.tokenizer.HFTokenizer(
-        artifact.resolve_package_ref(artifact.TEXT_PACKAGE_REF),
-        context_length=model_cfg["text_cfg"]["context_length"])
-    pre_cfg = artifact.preprocess_config(cfg.image_size)
-    preprocess = open_clip.image_transform(
-        cfg.image_size, is_train=False, mean=pre_cfg["mean"], std=pre_cfg["std"],
-        resize_mode=pre_cfg["resize_mode"], interpolation=pre_cfg["interpolation"])
+    tokenizer = artifact.tokenizer(model_cfg)
+    preprocess = artifact.transform(cfg.image_size)
     pool = build_pool(cfg)
     labels = encode_labels(pool)
     feats = cached_text_features(model, tokenizer, [ex.text for ex in pool])
