@@ -108,8 +108,22 @@ def test_a_step_batch_depends_only_on_seed_and_step() -> None:
     assert torch.equal(first[2], again[2])
     assert not (first[0] == other[0]).all()
     assert first[2].shape == (8, 3, cfg.image_size, cfg.image_size)
-    held_back = {*range(len(pool) - 20, len(pool))}  # pool_pairs // 4 pairs
+    held_back = {*range(80 - 20, 80)}  # the last pool_pairs // 4 pairs' scenes
     assert not held_back & set(first[0].tolist())
+
+
+def test_a_batch_scores_each_image_against_every_caption_of_its_scene() -> None:
+    cfg = TrainConfig(pool_pairs=40, pairs_per_batch=4, bank=16, captions_per_scene=3)
+    pool = build_pool(cfg)
+    assert len(pool) == 3 * 80
+    images, texts, _ = Batches(pool, artifact.transform(cfg.image_size), cfg)[0]
+    for image in images:
+        own = [t for t in texts if t % 80 == image]
+        assert len(own) >= 3
+        assert all(pool[t].scene == pool[image].scene for t in own)
+    assert len({pool[t].text for t in texts[:3 * len(images)]}) > len(images)
+    match = match_matrix(encode_labels(pool), images, texts[:3 * len(images)])
+    assert (match.reshape(len(images), 3, len(images)).diagonal(dim1=0, dim2=2) == 1).all()
 
 
 def test_a_step_keeps_the_temperature_under_its_cap() -> None:
@@ -126,3 +140,21 @@ def test_a_step_keeps_the_temperature_under_its_cap() -> None:
     _train_step(model, probe, encode_labels(pool), feats, Batches(pool, preprocess, cfg)[0],
                 _optimizer(torch.nn.ModuleList([model, probe]), cfg), cfg)
     assert model.logit_scale.exp().item() <= cfg.max_logit_scale * (1 + 1e-6)
+
+
+def test_a_pair_s_first_captions_differ_only_in_what_the_near_miss_changed() -> None:
+    cfg = TrainConfig(pool_pairs=200, captions_per_scene=1)
+    pool = build_pool(cfg)
+    differing: dict[str, int] = {}
+    for p in range(cfg.pool_pairs):
+        a, b = pool[2 * p], pool[2 * p + 1]
+        assert a.query.matches(a.scene) and b.query.matches(b.scene)
+        assert not a.query.matches(b.scene) or not b.query.matches(a.scene)
+        assert len(a.query.objects) == len(b.query.objects) == 1
+        fields = [i for i, (x, y) in enumerate(zip(a.query.objects[0], b.query.objects[0],
+                                                   strict=True)) if x != y]
+        changed = ["background"] if a.query.background != b.query.background else []
+        changed += [("shape", "color", "size", "position")[i] for i in fields]
+        assert len(changed) == 1
+        differing[changed[0]] = differing.get(changed[0], 0) + 1
+    assert set(differing) == {"shape", "color", "size", "position", "background"}

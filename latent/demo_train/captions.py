@@ -229,6 +229,37 @@ def sample_query(scene: Scene, rng: np.random.Generator) -> Query:
 PartialObject = tuple[str | None, str | None, str | None, str | None]
 
 
+def contrast_queries(scene: Scene, miss: Scene, attribute: str, index: int,
+                     rng: np.random.Generator) -> tuple[Query, Query]:
+    """Queries of a scene and its near miss that differ in just the attribute that changed.
+
+    Both name the changed object (or, for a new backdrop, one object and the backdrop) by
+    shape and colour, as a person searching would, plus the changed attribute and a random
+    subset of the rest; the same subset for both, so nothing but that attribute tells the
+    two captions apart.
+
+    Args:
+        scene: The original scene.
+        miss: The scene with one attribute of objects[index] (or the background) changed.
+        attribute: "shape", "color", "size", "position" or "background".
+        index: The changed object (any object for a background change).
+        rng: Picks the subset.
+    """
+    keep = {"size": rng.random() < 0.3, "position": rng.random() < 0.3, attribute: True}
+    with_background = attribute == "background" or rng.random() < 0.2
+    if attribute == "background":
+        index = int(rng.integers(len(scene.objects)))
+
+    def query(s: Scene) -> Query:
+        obj = s.objects[index]
+        fields: PartialObject = (obj.shape, obj.color,
+                                 obj.size if keep["size"] else None,
+                                 obj.position if keep["position"] else None)
+        return Query((fields,), s.background if with_background else None)
+
+    return query(scene), query(miss)
+
+
 def _partial(obj: DemoObject, rng: np.random.Generator) -> PartialObject:
     keep_color = rng.random() < 0.93
     return (
@@ -257,5 +288,5 @@ def caption(query: Query, vocab: Vocabulary, rng: np.random.Generator) -> str:
 
 __all__ = [
     "BACKGROUNDS", "COLORS", "POSITIONS", "SHAPES", "SIZES", "HELD_OUT_VOCAB", "TRAIN_VOCAB",
-    "Query", "Vocabulary", "caption", "phrase", "sample_query",
+    "Query", "Vocabulary", "caption", "contrast_queries", "phrase", "sample_query",
 ]

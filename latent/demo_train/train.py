@@ -39,7 +39,8 @@ class TrainConfig:
     seed: int = 0
     steps: int = 4000
     pairs_per_batch: int = 64     # a batch renders each pair's scene and its near miss
-    pool_pairs: int = 8000        # scene pairs, each with one caption encoded by MiniLM once
+    pool_pairs: int = 8000        # scene pairs, each scene with captions_per_scene captions
+    captions_per_scene: int = 3   # encoded by MiniLM once; a batch scores an image against all
     bank: int = 1024              # pool captions scored against every batch, beside its own
     aux_weight: float = 1.0       # weight of the AttributeProbe loss
     image_weight: float = 0.3     # weight of the image-to-image loss (same shape and colour)
@@ -63,12 +64,25 @@ class Example:
     text: str
 
 
-def _perturb(scene: Scene, rng: np.random.Generator) -> Scene:
-    """A near-miss of a scene: one attribute of one object (or the backdrop) changed."""
+@dataclass(frozen=True)
+class NearMiss:
+    """A scene with one attribute changed, and which: a field of objects[index] or the backdrop."""
+
+    scene: Scene
+    attribute: str           # "shape", "color", "size", "position" or "background"
+    index: int = 0
+
+
+def _perturb(scene: Scene, rng: np.random.Generator) -> NearMiss:
+    """A near-miss of a scene: one attribute of one object (or the backdrop) changed.
+
+    Every scene has a near miss of each kind: it holds at most three objects in five
+    places, and a scene of several objects holds no large one (see demo_world).
+    """
     what = int(rng.integers(5))
     if what == 4:
-        return Scene(str(rng.choice([b for b in BACKGROUNDS if b != scene.background])),
-                     scene.objects)
+        return NearMiss(Scene(str(rng.choice([b for b in BACKGROUNDS if b != scene.background])),
+                              scene.objects), "background")
     i = int(rng.integers(len(scene.objects)))
     obj = scene.objects[i]
     vocab = (SHAPES, COLORS, SIZES, POSITIONS)[what]
@@ -77,22 +91,35 @@ def _perturb(scene: Scene, rng: np.random.Generator) -> Scene:
     options = [v for v in vocab if v != fields[what] and (what != 3 or v not in taken)]
     if what == 2 and len(scene.objects) > 1:
         options = [v for v in options if v != "large"]
-    if not options:
-        return sample_scene(rng)
     fields[what] = str(rng.choice(options))
     objects = list(scene.objects)
     objects[i] = DemoObject(*fields)
-    return Scene(scene.background, tuple(objects))
+    return NearMiss(Scene(scene.background, tuple(objects)),
+                    ("shape", "color", "size", "position")[what], i)
 
 
 def build_pool(cfg: TrainConfig) -> list[Example]:
-    """Pairs of (scene, near-miss scene), each with its own training caption."""
+    """Pairs of (scene, near-miss scene), each scene with captions_per_scene captions.
+
+    The pool is laid out in blocks of 2 * pool_pairs entries, one block per caption: entry
+    e describes scene e % (2 * pool_pairs), and the first block doubles as the scene list
+    (scene 2p and 2p + 1 are pair p's scene and its near miss). The first caption of both
+    scenes of a pair names what the near miss changed, so the two captions differ in just
+    that word and each is the other image's hardest negative (see captions.contrast_queries);
+    the others name a random subset of the scene.
+    """
     rng = np.random.default_rng([cfg.seed, 7])
-    pool = []
+    scenes: list[Scene] = []
+    firsts: list[captions.Query] = []
     for _ in range(cfg.pool_pairs):
         scene = sample_scene(rng)
-        for s in (scene, _perturb(scene, rng)):
-            query = captions.sample_query(s, rng)
+        miss = _perturb(scene, rng)
+        scenes += [scene, miss.scene]
+        firsts += captions.contrast_queries(scene, miss.scene, miss.attribute, miss.index, rng)
+    pool = []
+    for k in range(cfg.captions_per_scene):
+        for s, first in zip(scenes, firsts, strict=True):
+            query = first if k == 0 else captions.sample_query(s, rng)
             pool.append(Example(s, query, captions.caption(query, captions.TRAIN_VOCAB, rng)))
     return pool
 
@@ -334,8 +361,9 @@ class Batches(torch.utils.data.Dataset):
         pair_ids = rng.choice(cfg.pool_pairs - held_back_pairs(cfg), cfg.pairs_per_batch,
                               replace=False)
         images = np.concatenate([2 * pair_ids, 2 * pair_ids + 1])
+        own = [images + 2 * cfg.pool_pairs * k for k in range(cfg.captions_per_scene)]
         bank = rng.choice(len(self.pool), min(cfg.bank, len(self.pool)), replace=False)
-        texts = np.concatenate([images, bank])
+        texts = np.concatenate([*own, bank])
         pixels = _render_batch([self.pool[i] for i in images], self.preprocess, rng, cfg)
         return images, texts, pixels
 
@@ -424,7 +452,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     model.visual.to(memory_format=torch.channels_last)
     opt = _optimizer(torch.nn.ModuleList([model, probe]), cfg)
     # Held-back renders at the demo library's resolution, to log what the probe reads.
-    check = np.arange(len(pool) - 2 * held_back_pairs(cfg), len(pool))
+    check = np.arange(2 * (cfg.pool_pairs - held_back_pairs(cfg)), 2 * cfg.pool_pairs)
     check_cfg = replace(cfg, short_min=128, short_max=320)
     check_pixels = _render_batch([pool[i] for i in check], preprocess,
                                  np.random.default_rng([cfg.seed, 13]), check_cfg)
