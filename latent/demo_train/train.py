@@ -227,7 +227,7 @@ class AttributeProbe(torch.nn.Module):
     """Linear read-outs of the scene labels from the image embedding (training only).
 
     Contrastive loss against captions teaches the vision tower slowly: among a batch's
-    1,152 captions few differ from an image's own in just its shape or its corner. The probe asks
+    1,408 captions few differ from an image's own in just its shape or its corner. The probe asks
     the embedding itself to make every label linearly readable, the backdrop, what sits in
     each of the five places and which shapes, colours and shape-colour pairs appear, so each
     image gives a full gradient. It is not part of the saved model.
