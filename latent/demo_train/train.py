@@ -64,6 +64,11 @@ class Example:
     text: str
 
 
+# An object's fields in DemoObject order, with each one's vocabulary.
+_FIELDS = ("shape", "color", "size", "position")
+_VOCABS = (SHAPES, COLORS, SIZES, POSITIONS)
+
+
 @dataclass(frozen=True)
 class NearMiss:
     """A scene with one attribute changed, and which: a field of objects[index] or the backdrop."""
@@ -85,7 +90,7 @@ def _perturb(scene: Scene, rng: np.random.Generator) -> NearMiss:
                               scene.objects), "background")
     i = int(rng.integers(len(scene.objects)))
     obj = scene.objects[i]
-    vocab = (SHAPES, COLORS, SIZES, POSITIONS)[what]
+    vocab = _VOCABS[what]
     fields = [obj.shape, obj.color, obj.size, obj.position]
     taken = {o.position for o in scene.objects}
     options = [v for v in vocab if v != fields[what] and (what != 3 or v not in taken)]
@@ -94,8 +99,7 @@ def _perturb(scene: Scene, rng: np.random.Generator) -> NearMiss:
     fields[what] = str(rng.choice(options))
     objects = list(scene.objects)
     objects[i] = DemoObject(*fields)
-    return NearMiss(Scene(scene.background, tuple(objects)),
-                    ("shape", "color", "size", "position")[what], i)
+    return NearMiss(Scene(scene.background, tuple(objects)), _FIELDS[what], i)
 
 
 def build_pool(cfg: TrainConfig) -> list[Example]:
@@ -172,9 +176,6 @@ class Labels:
     query: np.ndarray         # (N, 3, 4) int
     query_valid: np.ndarray   # (N, 3) bool
     query_background: np.ndarray  # (N,) int, -1 = any
-
-
-_VOCABS = (SHAPES, COLORS, SIZES, POSITIONS)
 
 
 def encode_labels(pool: list[Example]) -> Labels:
