@@ -176,6 +176,36 @@ class Labels:
     query: np.ndarray         # (N, 3, 4) int
     query_valid: np.ndarray   # (N, 3) bool
     query_background: np.ndarray  # (N,) int, -1 = any
+    scene_code: np.ndarray    # (N, 3) int, each object as one code (_EMPTY past the last)
+    query_code: np.ndarray    # (N, 3) int, each named object as one code (_ANY past the last)
+
+
+# An object, or a caption's partial object, as one code: each field's vocabulary index + 1,
+# with 0 for "any", in mixed radix. _FITS[q, s] says whether partial object q matches
+# object s; its last row (_ANY, an unused caption slot) matches everything and its last
+# column (_EMPTY, an unused scene slot) matches nothing else.
+_RADIX = np.array([len(v) + 1 for v in _VOCABS])
+_CODES = int(np.prod(_RADIX))
+_ANY = _EMPTY = _CODES
+
+
+def _object_codes(fields: np.ndarray) -> np.ndarray:
+    code = np.zeros(fields.shape[:-1], dtype=np.int64)
+    for f, radix in enumerate(_RADIX):
+        code = code * radix + fields[..., f] + 1
+    return code
+
+
+def _fits_table() -> np.ndarray:
+    digits = np.stack(np.unravel_index(np.arange(_CODES), tuple(_RADIX)), axis=1)
+    fits = np.zeros((_CODES + 1, _CODES + 1), dtype=bool)
+    q, s = digits[:, None, :], digits[None, :, :]
+    fits[:_CODES, :_CODES] = ((q == 0) | (q == s)).all(-1)
+    fits[_ANY, :] = True
+    return fits
+
+
+_FITS = _fits_table()
 
 
 def encode_labels(pool: list[Example]) -> Labels:
@@ -199,20 +229,20 @@ def encode_labels(pool: list[Example]) -> Labels:
             query_valid[i, k] = True
         if ex.query.background is not None:
             query_background[i] = BACKGROUNDS.index(ex.query.background)
-    return Labels(scene, scene_valid, background, query, query_valid, query_background)
+    return Labels(scene, scene_valid, background, query, query_valid, query_background,
+                  np.where(scene_valid, _object_codes(scene), _EMPTY),
+                  np.where(query_valid, _object_codes(query), _ANY))
 
 
 def match_matrix(labels: Labels, images: np.ndarray, texts: np.ndarray) -> torch.Tensor:
     """M[i, j] = 1 where caption texts[j] truly describes the scene of images[i].
 
-    The same test as captions.Query.matches, on index arrays: every object the caption
-    names is found among the scene's objects, and so is its background if it names one.
+    The same test as captions.Query.matches, on object codes: every object the caption
+    names fits one of the scene's objects, and the background fits if the caption names one.
     """
-    s = labels.scene[images][:, None, None, :, :]            # (I, 1, 1, 3s, 4)
-    q = labels.query[texts][None, :, :, None, :]             # (1, T, 3q, 1, 4)
-    same = ((q == -1) | (q == s)).all(-1)                    # (I, T, 3q, 3s)
-    same &= labels.scene_valid[images][:, None, None, :]
-    found = same.any(-1) | ~labels.query_valid[texts][None, :, :]
+    s = labels.scene_code[images][:, None, None, :]   # (I, 1, 1, 3s)
+    q = labels.query_code[texts][None, :, :, None]    # (1, T, 3q, 1)
+    found = _FITS[q, s].any(-1)                        # (I, T, 3q)
     want_bg = labels.query_background[texts][None, :]
     bg_ok = (want_bg == -1) | (want_bg == labels.background[images][:, None])
     return torch.from_numpy(found.all(-1) & bg_ok).float()
