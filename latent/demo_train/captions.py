@@ -10,26 +10,44 @@ import numpy as np
 from latent.demo_world import BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES, DemoObject, Scene
 
 COLOR_WORDS: dict[str, tuple[str, ...]] = {
-    "red": ("red", "cherry", "ruby", "crimson", "scarlet", "cherry-red", "bright red"),
-    "green": ("green", "emerald", "lime", "jade", "bright green", "grass-green"),
-    "blue": ("blue", "azure", "cobalt", "sapphire", "royal blue", "navy"),
-    "yellow": ("yellow", "golden", "lemon", "canary", "sunny yellow", "gold"),
-    "purple": ("purple", "violet", "plum", "amethyst", "grape", "deep purple"),
-    "orange": ("orange", "tangerine", "amber", "pumpkin", "bright orange", "apricot"),
-    "white": ("white", "snowy", "ivory", "milky", "snow-white", "pure white"),
-    "black": ("black", "jet-black", "ebony", "pitch-black", "coal", "inky"),
-    "pink": ("pink", "rose", "bubblegum", "hot pink", "salmon", "rosy"),
-    "brown": ("brown", "chocolate", "coffee", "chestnut", "mocha", "dark brown"),
+    "red": ("red", "cherry", "ruby", "crimson", "scarlet", "cherry-red", "bright red",
+            "vermilion", "strawberry red", "fire-red"),
+    "green": ("green", "emerald", "lime", "jade", "bright green", "grass-green",
+              "mint green", "olive green", "kelly green"),
+    "blue": ("blue", "azure", "cobalt", "sapphire", "royal blue", "navy", "cerulean",
+             "cornflower blue", "electric blue"),
+    "yellow": ("yellow", "golden", "lemon", "canary", "sunny yellow", "gold", "mustard",
+               "butter yellow", "bright yellow"),
+    "purple": ("purple", "violet", "plum", "amethyst", "grape", "deep purple", "lilac",
+               "mauve", "royal purple"),
+    "orange": ("orange", "tangerine", "amber", "pumpkin", "bright orange", "apricot",
+               "peach", "marigold", "vivid orange"),
+    "white": ("white", "snowy", "ivory", "milky", "snow-white", "pure white", "cream",
+              "pearl white", "off-white"),
+    "black": ("black", "jet-black", "ebony", "pitch-black", "coal", "inky", "onyx",
+              "obsidian", "sooty"),
+    "pink": ("pink", "rose", "bubblegum", "hot pink", "salmon", "rosy", "fuchsia",
+             "blush pink", "magenta"),
+    "brown": ("brown", "chocolate", "coffee", "chestnut", "mocha", "dark brown", "caramel",
+              "cocoa", "hazel"),
 }
 SHAPE_WORDS: dict[str, tuple[str, ...]] = {
-    "circle": ("circle", "disk", "disc", "dot", "round shape", "ball", "orb"),
-    "square": ("square", "block", "box", "tile", "cube", "square shape"),
-    "triangle": ("triangle", "pyramid", "wedge", "three-sided shape", "triangular shape"),
-    "star": ("star", "five-pointed star", "star shape", "starburst", "pointy star"),
-    "cross": ("cross", "plus sign", "plus symbol", "plus", "cross shape"),
-    "diamond": ("diamond", "rhombus", "lozenge", "diamond shape", "gem shape"),
-    "heart": ("heart", "love heart", "valentine heart", "heart shape", "little heart symbol"),
-    "ring": ("ring", "donut", "doughnut", "hoop", "loop", "hollow circle"),
+    "circle": ("circle", "disk", "disc", "dot", "round shape", "ball", "orb", "round blob",
+               "circular shape", "sphere"),
+    "square": ("square", "block", "box", "tile", "cube", "square shape",
+               "squared shape", "four-sided block", "square tile"),
+    "triangle": ("triangle", "pyramid", "wedge", "three-sided shape", "triangular shape",
+                 "three-cornered shape", "delta", "arrowhead"),
+    "star": ("star", "five-pointed star", "star shape", "starburst", "pointy star",
+             "five-point star", "twinkle star", "asterisk shape"),
+    "cross": ("cross", "plus sign", "plus symbol", "plus", "cross shape",
+              "plus mark", "cross mark", "crosshair"),
+    "diamond": ("diamond", "rhombus", "lozenge", "diamond shape", "gem shape",
+                "rhomb", "diamond-shaped tile", "kite shape"),
+    "heart": ("heart", "love heart", "valentine heart", "heart shape", "little heart symbol",
+              "heart-shaped symbol", "sweetheart shape", "love symbol"),
+    "ring": ("ring", "donut", "doughnut", "hoop", "loop", "hollow circle",
+             "annulus", "circle outline", "round hoop"),
 }
 SIZE_WORDS: dict[str, tuple[str, ...]] = {
     "small": ("small", "tiny", "little", "mini", "wee", "smallish"),
@@ -40,36 +58,51 @@ POSITION_WORDS: dict[str, tuple[str, ...]] = {
     "top left": ("in the top left", "in the top left corner", "in the upper left",
                  "at the upper left corner", "top-left", "near the top left",
                  "upper-left corner", "at the top on the left", "in the left top corner",
-                 "at top left"),
+                 "at top left",
+                 "in the upper left part of the image", "on the upper left side",
+                 "up top on the left", "in the top left of the picture"),
     "top right": ("in the top right", "in the top right corner", "in the upper right",
                   "at the upper right corner", "top-right", "near the top right",
                   "upper-right corner", "at the top on the right", "in the right top corner",
-                  "at top right"),
+                  "at top right",
+                  "in the upper right part of the image", "on the upper right side",
+                  "up top on the right", "in the top right of the picture"),
     "bottom left": ("in the bottom left", "in the bottom left corner", "in the lower left",
                     "at the lower left corner", "bottom-left", "near the bottom left",
                     "lower-left corner", "at the bottom on the left",
-                    "in the left bottom corner", "at bottom left"),
+                    "in the left bottom corner", "at bottom left",
+                    "in the lower left part of the image", "on the lower left side",
+                    "down low on the left", "in the bottom left of the picture"),
     "bottom right": ("in the bottom right", "in the bottom right corner", "in the lower right",
                      "at the lower right corner", "bottom-right", "near the bottom right",
                      "lower-right corner", "at the bottom on the right",
-                     "in the right bottom corner", "at bottom right"),
+                     "in the right bottom corner", "at bottom right",
+                     "in the lower right part of the image", "on the lower right side",
+                     "down low on the right", "in the bottom right of the picture"),
     "center": ("in the center", "in the middle", "centered", "in the centre",
                "at the center of the image", "in the middle of the picture", "dead center",
-               "in the very middle", "center of the frame"),
+               "in the very middle", "center of the frame",
+               "at the center", "in the centre of the picture", "at the centre",
+               "in the middle of the image"),
 }
 BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
     "gray": ("on a gray background", "on grey", "against a plain gray backdrop",
-             "on a grey backdrop", "on neutral gray", "on a dull gray background"),
+             "on a grey backdrop", "on neutral gray", "on a dull gray background",
+             "with a gray background", "on slate gray", "on a silver-gray field"),
     "sand": ("on sand", "on a sandy backdrop", "on a beach", "on sandy ground",
-             "in the desert", "on sand dunes"),
+             "in the desert", "on sand dunes",
+             "on a sandy surface", "on desert sand", "on the dunes"),
     "sky": ("against the sky", "on a blue sky", "in the sky", "with sky behind it",
-            "against a clear sky", "on a sky background"),
+            "against a clear sky", "on a sky background",
+            "under a blue sky", "on a bright sky", "in the open sky"),
     "grass": ("on grass", "on a lawn", "on a grassy field", "in a meadow", "on turf",
-              "on a grass background"),
+              "on a grass background", "on a grassy lawn", "in a green field", "on the grass"),
     "night": ("at night", "against the night sky", "on a starry night", "on a dark night sky",
-              "in darkness", "under a starry sky"),
+              "in darkness", "under a starry sky",
+              "on a night sky", "at nighttime", "under the stars"),
     "brick": ("on a brick wall", "against bricks", "in front of a brick wall", "on brickwork",
-              "on a wall of bricks", "on a brick background"),
+              "on a wall of bricks", "on a brick background",
+              "by a brick wall", "on a brick facade", "before a wall of brick"),
 }
 # Frames wrap a noun phrase ({np}); {where} is position and/or background text.
 FRAMES: tuple[str, ...] = (
@@ -80,6 +113,10 @@ FRAMES: tuple[str, ...] = (
     "a picture with {np}{where}", "we see {np}{where}", "an icon of {np}{where}",
     "clip art of {np}{where}", "a snapshot of {np}{where}", "an image containing {np}{where}",
     "here is {np}{where}", "a scene with {np}{where}", "a graphic showing {np}{where}",
+    # Query-style frames, as people type into a search box.
+    "give me {np}{where}", "do you have {np}{where}?", "pictures of {np}{where}",
+    "is there {np}{where}?", "I need {np}{where}", "where is {np}{where}?",
+    "images with {np}{where}", "display {np}{where}", "fetch images of {np}{where}",
 )
 NP_FORMS: tuple[str, ...] = (
     "{a} {size}{color} {shape}", "{a} {size}{shape} in {color}",
@@ -209,16 +246,21 @@ def sample_query(scene: Scene, rng: np.random.Generator) -> Query:
 
     One caption in ten names only a colour, half of those as the bare word: arithmetic
     ("image - red + blue") steps by the difference of two bare colour words, and it only
-    moves an image as far as images sit from those words.
+    moves an image as far as images sit from those words. A few name only a shape, a place
+    ("a shape in the top left"), a size or the backdrop, so that each of those words has a
+    direction of its own that a fuller caption adds up from.
     """
     kind = rng.random()
+    one = scene.objects[int(rng.integers(len(scene.objects)))]
     if kind < 0.10:
-        obj = scene.objects[int(rng.integers(len(scene.objects)))]
-        return Query(((None, obj.color, None, None),))
+        return Query(((None, one.color, None, None),))
     if kind < 0.13:
-        obj = scene.objects[int(rng.integers(len(scene.objects)))]
-        return Query(((obj.shape, None, None, None),))
-    if kind < 0.15:
+        return Query(((one.shape, None, None, None),))
+    if kind < 0.16:
+        return Query(((None, None, None, one.position),))
+    if kind < 0.18:
+        return Query(((None, None, one.size, None),))
+    if kind < 0.20:
         return Query((), scene.background)
     many = len(scene.objects) > 1 and rng.random() < 0.5
     chosen = scene.objects if many else (scene.objects[int(rng.integers(len(scene.objects)))],)
