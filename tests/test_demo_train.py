@@ -137,7 +137,8 @@ def test_a_step_keeps_the_temperature_under_its_cap() -> None:
     preprocess = artifact.transform(cfg.image_size)
     with torch.no_grad():
         model.logit_scale.fill_(np.log(2 * cfg.max_logit_scale))
-    _train_step(model, probe, encode_labels(pool), feats, Batches(pool, preprocess, cfg)[0],
+    _train_step(model, probe, encode_labels(pool), feats, feats.std(dim=0),
+                Batches(pool, preprocess, cfg)[0],
                 _optimizer(torch.nn.ModuleList([model, probe]), cfg), cfg)
     assert model.logit_scale.exp().item() <= cfg.max_logit_scale * (1 + 1e-6)
 

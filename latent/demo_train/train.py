@@ -37,13 +37,14 @@ class TrainConfig:
     """Hyper-parameters of one training run (the defaults are `make demo-model`'s)."""
 
     seed: int = 0
-    steps: int = 4000
+    steps: int = 5000
     pairs_per_batch: int = 64     # a batch renders each pair's scene and its near miss
     pool_pairs: int = 8000        # scene pairs, each scene with captions_per_scene captions
     captions_per_scene: int = 3   # encoded by MiniLM once; a batch scores an image against all
     bank: int = 1024              # pool captions scored against every batch, beside its own
     aux_weight: float = 1.0       # weight of the AttributeProbe loss
     image_weight: float = 0.3     # weight of the image-to-image loss (same shape and colour)
+    text_noise: float = 0.2       # Gaussian noise on the frozen caption features, × their std
     max_logit_scale: float = 20.0  # image-caption temperature cap; see _train_step
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -375,6 +376,9 @@ def _as_is(batch):
 class Batches(torch.utils.data.Dataset):
     """Step k's batch: which images and captions, and the rendered pixels.
 
+    The images are pairs' scenes, then their near misses in the same order; the captions
+    are the images' own, first captions first and in image order, then the bank.
+
     Each step draws from its own generator (seed, k), so a batch does not depend on which
     process renders it or when; a DataLoader worker renders the next batches while the
     model trains on this one.
@@ -433,10 +437,16 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _train_step(model, probe, labels, text_feats, batch, opt, cfg) -> tuple[float, float]:
+def _train_step(model, probe, labels, text_feats, text_std, batch, opt,
+                cfg) -> tuple[float, float]:
     images, texts, pixels = batch
     img = F.normalize(model.visual(pixels), dim=-1)
-    txt = F.normalize(model.text.proj(text_feats[texts]), dim=-1)
+    feats = text_feats[texts]
+    # Noise on the frozen features makes the projection read what a caption means rather
+    # than the exact features of the training words: unseen phrasings land nearer (runs K, O
+    # in MODEL_CARD).
+    feats = feats + cfg.text_noise * text_std * torch.randn_like(feats)
+    txt = F.normalize(model.text.proj(feats), dim=-1)
     # A low cap makes captions sit far (in cosine) from images they do not describe, so
     # that "image - red + blue" moves an image as far as the gap between two colours'
     # image clusters; with CLIP's 100 it grew to 46 here and arithmetic stopped working.
@@ -478,6 +488,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     pool = build_pool(cfg)
     labels = encode_labels(pool)
     feats = cached_text_features(model, tokenizer, [ex.text for ex in pool])
+    feats_std = feats.std(dim=0)
     log(f"encoded {len(pool)} captions in {time.time() - started:.0f}s")
     model.train()
     model.visual.to(memory_format=torch.channels_last)
@@ -493,7 +504,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     for step, batch in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
-        losses = _train_step(model, probe, labels, feats, batch, opt, cfg)
+        losses = _train_step(model, probe, labels, feats, feats_std, batch, opt, cfg)
         if step % 50 == 0 or step == cfg.steps - 1:
             model.eval()
             with torch.no_grad():
