@@ -44,7 +44,7 @@ class TrainConfig:
     bank: int = 1024              # pool captions scored against every batch, beside its own
     aux_weight: float = 1.0       # weight of the AttributeProbe loss
     image_weight: float = 0.3     # weight of the image-to-image loss (same shape and colour)
-    text_noise: float = 0.2       # Gaussian noise on the frozen caption features, × their std
+    text_noise: float = 0.3       # Gaussian noise on the frozen caption features, × their std
     max_logit_scale: float = 20.0  # image-caption temperature cap; see _train_step
     lr: float = 2e-3
     weight_decay: float = 0.05
