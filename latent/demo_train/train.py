@@ -183,8 +183,8 @@ class Labels:
 
 # An object, or a caption's partial object, as one code: each field's vocabulary index + 1,
 # with 0 for "any", in mixed radix. _FITS[q, s] says whether partial object q matches
-# object s; its last row (_ANY, an unused caption slot) matches everything and its last
-# column (_EMPTY, an unused scene slot) matches nothing else.
+# object s; its last row (_ANY, an unused caption slot) fits everything, and its last
+# column (_EMPTY, an unused scene slot) is fitted by _ANY alone.
 _RADIX = np.array([len(v) + 1 for v in _VOCABS])
 _CODES = int(np.prod(_RADIX))
 _ANY = _EMPTY = _CODES
@@ -443,8 +443,8 @@ def _train_step(model, probe, labels, text_feats, text_std, batch, opt,
     img = F.normalize(model.visual(pixels), dim=-1)
     feats = text_feats[texts]
     # Noise on the frozen features makes the projection read what a caption means rather
-    # than the exact features of the training words: unseen phrasings land nearer (runs K, O
-    # in MODEL_CARD).
+    # than the exact features of the training words: unseen phrasings land nearer (runs K,
+    # O and P in MODEL_CARD).
     feats = feats + cfg.text_noise * text_std * torch.randn_like(feats)
     txt = F.normalize(model.text.proj(feats), dim=-1)
     # A low cap makes captions sit far (in cosine) from images they do not describe, so
