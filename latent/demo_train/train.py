@@ -103,11 +103,16 @@ def _perturb(scene: Scene, rng: np.random.Generator) -> NearMiss:
     return NearMiss(Scene(scene.background, tuple(objects)), _FIELDS[what], i)
 
 
+def scene_count(cfg: TrainConfig) -> int:
+    """Scenes in the pool (each pair's scene and its near miss): the length of a caption block."""
+    return 2 * cfg.pool_pairs
+
+
 def build_pool(cfg: TrainConfig) -> list[Example]:
     """Pairs of (scene, near-miss scene), each scene with captions_per_scene captions.
 
-    The pool is laid out in blocks of 2 * pool_pairs entries, one block per caption: entry
-    e describes scene e % (2 * pool_pairs), and the first block doubles as the scene list
+    The pool is laid out in blocks of scene_count(cfg) entries, one block per caption: entry
+    e describes scene e % scene_count(cfg), and the first block doubles as the scene list
     (scene 2p and 2p + 1 are pair p's scene and its near miss). The first caption of both
     scenes of a pair names what the near miss changed, so the two captions differ in just
     that word and each is the other image's hardest negative (see captions.contrast_queries);
@@ -396,7 +401,7 @@ class Batches(torch.utils.data.Dataset):
         pair_ids = rng.choice(cfg.pool_pairs - held_back_pairs(cfg), cfg.pairs_per_batch,
                               replace=False)
         images = np.concatenate([2 * pair_ids, 2 * pair_ids + 1])
-        own = [images + 2 * cfg.pool_pairs * k for k in range(cfg.captions_per_scene)]
+        own = [images + scene_count(cfg) * k for k in range(cfg.captions_per_scene)]
         bank = rng.choice(len(self.pool), min(cfg.bank, len(self.pool)), replace=False)
         texts = np.concatenate([*own, bank])
         pixels = _render_batch([self.pool[i] for i in images], self.preprocess, rng, cfg)
@@ -494,7 +499,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     model.visual.to(memory_format=torch.channels_last)
     opt = _optimizer(torch.nn.ModuleList([model, probe]), cfg)
     # Held-back renders at the demo library's resolution, to log what the probe reads.
-    check = np.arange(2 * (cfg.pool_pairs - held_back_pairs(cfg)), 2 * cfg.pool_pairs)
+    check = np.arange(2 * (cfg.pool_pairs - held_back_pairs(cfg)), scene_count(cfg))
     check_cfg = replace(cfg, short_min=128, short_max=320)
     check_pixels = _render_batch([pool[i] for i in check], preprocess,
                                  np.random.default_rng([cfg.seed, 13]), check_cfg)
