@@ -171,16 +171,14 @@ def cached_text_features(model: Any, tokenizer: Any, texts: list[str]) -> torch.
 class Labels:
     """The pool's scenes and captions as index arrays, for vectorised matching and probes.
 
-    Attribute columns are (shape, colour, size, position) as indices into the demo world's
-    vocabularies. Scene slots past the last object hold -2 (never matched); caption objects
-    use -1 for an attribute the caption leaves open.
+    Scene attribute columns are (shape, colour, size, position) as indices into the demo
+    world's vocabularies; slots past the last object hold -2. Matching reads the objects
+    as codes (see _FITS), the probes read the scene columns.
     """
 
     scene: np.ndarray         # (N, 3, 4) int
     scene_valid: np.ndarray   # (N, 3) bool
     background: np.ndarray    # (N,) int
-    query: np.ndarray         # (N, 3, 4) int
-    query_valid: np.ndarray   # (N, 3) bool
     query_background: np.ndarray  # (N,) int, -1 = any
     scene_code: np.ndarray    # (N, 3) int, each object as one code (_EMPTY past the last)
     query_code: np.ndarray    # (N, 3) int, each named object as one code (_ANY past the last)
@@ -215,7 +213,11 @@ _FITS = _fits_table()
 
 
 def encode_labels(pool: list[Example]) -> Labels:
-    """Index arrays of every scene and caption in the pool."""
+    """Index arrays of every scene and caption in the pool.
+
+    A caption object holds -1 for an attribute the caption leaves open, which its code
+    turns into "any".
+    """
     n = len(pool)
     scene = np.full((n, 3, 4), -2, dtype=np.int64)
     query = np.full((n, 3, 4), -1, dtype=np.int64)
@@ -235,7 +237,7 @@ def encode_labels(pool: list[Example]) -> Labels:
             query_valid[i, k] = True
         if ex.query.background is not None:
             query_background[i] = BACKGROUNDS.index(ex.query.background)
-    return Labels(scene, scene_valid, background, query, query_valid, query_background,
+    return Labels(scene, scene_valid, background, query_background,
                   np.where(scene_valid, _object_codes(scene), _EMPTY),
                   np.where(query_valid, _object_codes(query), _ANY))
 
