@@ -11,9 +11,12 @@ from latent.demo_train.train import (
     AttributeProbe,
     Batches,
     Example,
+    ImageQueue,
     TrainConfig,
+    _from_bytes,
     _optimizer,
     _probe_targets,
+    _to_bytes,
     _train_step,
     build_pool,
     encode_frozen_text,
@@ -21,9 +24,11 @@ from latent.demo_train.train import (
     image_kind_loss,
     match_matrix,
     multi_positive_loss,
+    prerender,
     same_kind_matrix,
+    trained_scenes,
 )
-from latent.demo_world import COLORS, SHAPES, DemoObject, Scene
+from latent.demo_world import COLORS, SHAPES, DemoObject, Scene, render_scene
 
 
 def test_vectorised_match_agrees_with_query_matches() -> None:
@@ -79,6 +84,30 @@ def test_bank_captions_without_an_image_are_only_negatives() -> None:
     image_side = -torch.log_softmax(logits, dim=1)[[0, 1], [0, 1]].mean()
     text_side = -torch.log_softmax(logits[:, :2].t(), dim=1)[[0, 1], [0, 1]].mean()
     assert torch.isclose(with_bank, (image_side + text_side) / 2)
+
+
+def test_queued_images_join_the_rankings_of_the_own_captions_only() -> None:
+    logits = torch.tensor([[5.0, 0.0, 1.0], [0.0, 5.0, 1.0]])
+    match = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    queued_logits = torch.tensor([[4.0, -1.0], [2.0, 3.0]])  # 2 queued images x 2 own captions
+    queued_match = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    got = multi_positive_loss(logits, match, queued_logits, queued_match)
+    image_side = -(torch.log_softmax(logits, dim=1)[0, [0, 2]].mean()
+                   + torch.log_softmax(logits, dim=1)[1, 1]) / 2
+    first = torch.log_softmax(torch.tensor([5.0, 0.0, 4.0, 2.0]), dim=0)[[0, 2]].mean()
+    second = torch.log_softmax(torch.tensor([0.0, 5.0, -1.0, 3.0]), dim=0)[1]
+    third = torch.log_softmax(torch.tensor([1.0, 1.0]), dim=0)[0]  # a bank caption: batch only
+    text_side = -(first + second + third) / 3
+    assert torch.isclose(got, (image_side + text_side) / 2)
+
+
+def test_the_image_queue_keeps_the_newest_embeddings() -> None:
+    queue = ImageQueue(3, 2)
+    queue.push(torch.ones(2, 2, requires_grad=True), np.array([1, 2]))
+    queue.push(torch.zeros(2, 2), np.array([3, 4]))
+    assert queue.images.tolist() == [3, 4, 1]
+    assert queue.embeddings.tolist() == [[0, 0], [0, 0], [1, 1]]
+    assert not queue.embeddings.requires_grad
 
 
 def test_images_of_one_shape_and_colour_attract_each_other() -> None:
@@ -141,6 +170,33 @@ def test_a_step_keeps_the_temperature_under_its_cap() -> None:
                 Batches(pool, preprocess, cfg)[0],
                 _optimizer(torch.nn.ModuleList([model, probe]), cfg), cfg)
     assert model.logit_scale.exp().item() <= cfg.max_logit_scale * (1 + 1e-6)
+
+
+def test_prerendered_pixels_decode_to_what_the_preprocess_made() -> None:
+    cfg = TrainConfig(pool_pairs=40)
+    preprocess = artifact.transform(cfg.image_size)
+    image = render_scene(build_pool(cfg)[0].scene, 90, 64, np.random.default_rng(3))
+    pixels = preprocess(image)[None]
+    assert torch.allclose(_from_bytes(_to_bytes(pixels), torch.ones(1)), pixels, atol=1e-6)
+    darker = _from_bytes(_to_bytes(pixels), torch.tensor([0.9]))
+    assert darker.mean() < pixels.mean()
+
+
+def test_batches_draw_one_of_each_scene_s_prerendered_variants() -> None:
+    cfg = TrainConfig(pool_pairs=40, pairs_per_batch=4, bank=16, steps=2, prerender=2,
+                      threads=1)
+    pool = build_pool(cfg)
+    preprocess = artifact.transform(cfg.image_size)
+    renders = prerender(pool, preprocess, cfg)
+    assert renders.shape == (trained_scenes(cfg), 2, 3, cfg.image_size, cfg.image_size)
+    assert torch.equal(renders, prerender(pool, preprocess, cfg))  # deterministic
+    assert not torch.equal(renders[:, 0], renders[:, 1])  # two different renders
+    images, _, pixels = Batches(pool, preprocess, cfg, renders)[1]
+    assert pixels.shape == (8, 3, cfg.image_size, cfg.image_size)
+    for image, got in zip(images, _to_bytes(pixels), strict=True):
+        # Brightness scales each pixel by at most 10%: got stays nearest to a render of its scene.
+        error = (got.float() - renders.float()).abs().mean(dim=(1, 2, 3, 4))
+        assert int(error.argmin()) == image
 
 
 def test_a_pair_s_first_captions_differ_only_in_what_the_near_miss_changed() -> None:

@@ -46,6 +46,8 @@ class TrainConfig:
     image_weight: float = 0.3     # weight of the image-to-image loss (same shape and colour)
     text_noise: float = 0.3       # Gaussian noise on the frozen caption features, × their std
     max_logit_scale: float = 20.0  # image-caption temperature cap; see _train_step
+    queue: int = 2048             # recent image embeddings each own caption also ranks
+    prerender: int = 0            # renders per trained scene made up front; 0 = every step
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup: int = 60
@@ -173,56 +175,48 @@ class Labels:
 
     Scene attribute columns are (shape, colour, size, position) as indices into the demo
     world's vocabularies; slots past the last object hold -2. Matching reads the objects
-    as codes (see _FITS), the probes read the scene columns.
+    as one-hot rows (see _one_hot), the probes read the scene columns.
     """
 
     scene: np.ndarray         # (N, 3, 4) int
     scene_valid: np.ndarray   # (N, 3) bool
     background: np.ndarray    # (N,) int
     query_background: np.ndarray  # (N,) int, -1 = any
-    scene_code: np.ndarray    # (N, 3) int, each object as one code (_EMPTY past the last)
-    query_code: np.ndarray    # (N, 3) int, each named object as one code (_ANY past the last)
+    scene_hot: torch.Tensor   # (N, 3, _HOT) each object's fields one-hot; zeros past the last
+    query_hot: torch.Tensor   # (N, 3, _HOT) each named field one-hot, all ones where any
 
 
-# An object, or a caption's partial object, as one code: each field's vocabulary index + 1,
-# with 0 for "any", in mixed radix. _FITS[q, s] says whether partial object q matches
-# object s; its last row (_ANY, an unused caption slot) fits everything, and its last
-# column (_EMPTY, an unused scene slot) is fitted by _ANY alone.
-_RADIX = np.array([len(v) + 1 for v in _VOCABS])
-_CODES = int(np.prod(_RADIX))
-_ANY = _EMPTY = _CODES
+# An object's fields side by side, one block per field. A scene object has one 1 per
+# block; a caption's partial object has its value's 1, or a block of ones for a field it
+# leaves open (a slot past its last object leaves all open). The dot product of the two
+# rows counts the fields that fit, so the object fits where it reaches len(_FIELDS); an
+# empty scene slot (zeros) is fitted by nothing.
+_OFFSETS = np.cumsum([0, *(len(v) for v in _VOCABS)])
+_HOT = int(_OFFSETS[-1])
 
 
-def _object_codes(fields: np.ndarray) -> np.ndarray:
-    code = np.zeros(fields.shape[:-1], dtype=np.int64)
-    for f, radix in enumerate(_RADIX):
-        code = code * radix + fields[..., f] + 1
-    return code
-
-
-def _fits_table() -> np.ndarray:
-    digits = np.stack(np.unravel_index(np.arange(_CODES), tuple(_RADIX)), axis=1)
-    fits = np.zeros((_CODES + 1, _CODES + 1), dtype=bool)
-    q, s = digits[:, None, :], digits[None, :, :]
-    fits[:_CODES, :_CODES] = ((q == 0) | (q == s)).all(-1)
-    fits[_ANY, :] = True
-    return fits
-
-
-_FITS = _fits_table()
+def _one_hot(fields: np.ndarray) -> torch.Tensor:
+    """(..., 4) field indices (-1 = any, -2 = no object) as (..., _HOT) float rows."""
+    out = np.zeros((*fields.shape[:-1], _HOT), dtype=np.float32)
+    for f in range(len(_FIELDS)):
+        value = fields[..., f]
+        block = out[..., _OFFSETS[f]:_OFFSETS[f + 1]]
+        block[value == -1] = 1.0
+        rows = np.nonzero(value >= 0)
+        block[(*rows, value[rows])] = 1.0
+    return torch.from_numpy(out)
 
 
 def encode_labels(pool: list[Example]) -> Labels:
     """Index arrays of every scene and caption in the pool.
 
-    A caption object holds -1 for an attribute the caption leaves open, which its code
-    turns into "any".
+    A caption object holds -1 for an attribute the caption leaves open, as does every
+    field of a slot past its last object.
     """
     n = len(pool)
     scene = np.full((n, 3, 4), -2, dtype=np.int64)
     query = np.full((n, 3, 4), -1, dtype=np.int64)
     scene_valid = np.zeros((n, 3), dtype=bool)
-    query_valid = np.zeros((n, 3), dtype=bool)
     background = np.zeros(n, dtype=np.int64)
     query_background = np.full(n, -1, dtype=np.int64)
     for i, ex in enumerate(pool):
@@ -234,26 +228,26 @@ def encode_labels(pool: list[Example]) -> Labels:
         for k, q in enumerate(ex.query.objects):
             query[i, k] = [-1 if v is None else vocab.index(v)
                            for vocab, v in zip(_VOCABS, q, strict=True)]
-            query_valid[i, k] = True
         if ex.query.background is not None:
             query_background[i] = BACKGROUNDS.index(ex.query.background)
-    return Labels(scene, scene_valid, background, query_background,
-                  np.where(scene_valid, _object_codes(scene), _EMPTY),
-                  np.where(query_valid, _object_codes(query), _ANY))
+    return Labels(scene, scene_valid, background, query_background, _one_hot(scene),
+                  _one_hot(query))
 
 
 def match_matrix(labels: Labels, images: np.ndarray, texts: np.ndarray) -> torch.Tensor:
     """M[i, j] = 1 where caption texts[j] truly describes the scene of images[i].
 
-    The same test as captions.Query.matches, on object codes: every object the caption
-    names fits one of the scene's objects, and the background fits if the caption names one.
+    The same test as captions.Query.matches, as one matrix product: every object the
+    caption names fits one of the scene's objects, and the background fits if the caption
+    names one.
     """
-    s = labels.scene_code[images][:, None, None, :]   # (I, 1, 1, 3s)
-    q = labels.query_code[texts][None, :, :, None]    # (1, T, 3q, 1)
-    found = _FITS[q, s].any(-1)                        # (I, T, 3q)
-    want_bg = labels.query_background[texts][None, :]
-    bg_ok = (want_bg == -1) | (want_bg == labels.background[images][:, None])
-    return torch.from_numpy(found.all(-1) & bg_ok).float()
+    s = labels.scene_hot[images].reshape(-1, _HOT)    # (I * 3 scene slots, _HOT)
+    q = labels.query_hot[texts].reshape(-1, _HOT)     # (T * 3 caption slots, _HOT)
+    fitting = (s @ q.t()).view(len(images), 3, len(texts), 3)  # fields that fit
+    found = fitting.amax(dim=1).amin(dim=-1) == len(_FIELDS)     # (I, T)
+    want_bg = torch.from_numpy(labels.query_background[texts])[None, :]
+    bg_ok = (want_bg == -1) | (want_bg == torch.from_numpy(labels.background[images])[:, None])
+    return (found & bg_ok).float()
 
 
 PROBE_SLOTS = len(POSITIONS)
@@ -380,19 +374,79 @@ def _as_is(batch):
     return batch
 
 
-class Batches(torch.utils.data.Dataset):
-    """Step k's batch: which images and captions, and the rendered pixels.
+RENDER_CHUNK = 256
 
-    The images are pairs' scenes, then their near misses in the same order; the captions
-    are the images' own, first captions first and in image order, then the bank.
 
-    Each step draws from its own generator (seed, k), so a batch does not depend on which
-    process renders it or when; a DataLoader worker renders the next batches while the
-    model trains on this one.
-    """
+def trained_scenes(cfg: TrainConfig) -> int:
+    """Scenes a batch may draw: those of every pair but the held-back ones."""
+    return 2 * (cfg.pool_pairs - held_back_pairs(cfg))
+
+
+class _RenderChunks(torch.utils.data.Dataset):
+    """Item k: render variant k // chunks of the k % chunks-th RENDER_CHUNK trained scenes."""
 
     def __init__(self, pool: list[Example], preprocess, cfg: TrainConfig) -> None:
         self.pool, self.preprocess, self.cfg = pool, preprocess, cfg
+        self.chunks = math.ceil(trained_scenes(cfg) / RENDER_CHUNK)
+
+    def __len__(self) -> int:
+        return self.cfg.prerender * self.chunks
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        variant, chunk = divmod(k, self.chunks)
+        rng = np.random.default_rng([self.cfg.seed, 17, variant, chunk])
+        scenes = range(chunk * RENDER_CHUNK, min((chunk + 1) * RENDER_CHUNK,
+                                                 trained_scenes(self.cfg)))
+        pixels = _render_batch([self.pool[i] for i in scenes], self.preprocess, rng, self.cfg)
+        return _to_bytes(pixels)
+
+
+_MEAN = torch.tensor(artifact.preprocess_config()["mean"]).view(1, 3, 1, 1)
+_STD = torch.tensor(artifact.preprocess_config()["std"]).view(1, 3, 1, 1)
+
+
+def _to_bytes(pixels: torch.Tensor) -> torch.Tensor:
+    """Preprocessed pixels back to the 8-bit values they were made from."""
+    return ((pixels * _STD + _MEAN) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def _from_bytes(data: torch.Tensor, brightness: torch.Tensor) -> torch.Tensor:
+    """8-bit pixels, scaled by a brightness per image, as the preprocess would give them."""
+    x = (data.float() / 255 * brightness.view(-1, 1, 1, 1)).clamp(0, 1)
+    return ((x - _MEAN) / _STD).contiguous(memory_format=torch.channels_last)
+
+
+def prerender(pool: list[Example], preprocess, cfg: TrainConfig) -> torch.Tensor:
+    """cfg.prerender renders of every trained scene, (scenes, variants, 3, H, W) uint8.
+
+    Rendering in a worker beside training makes the two compete for the cores; rendered
+    up front, on all of them, a step only trains (MODEL_CARD, runs R-X). Each chunk draws
+    from its own generator, so the result does not depend on the worker count.
+    """
+    chunks = torch.utils.data.DataLoader(_RenderChunks(pool, preprocess, cfg), batch_size=None,
+                                         collate_fn=_as_is, num_workers=cfg.threads)
+    parts = list(chunks)
+    per_variant = len(parts) // cfg.prerender
+    return torch.stack([torch.cat(parts[v * per_variant:(v + 1) * per_variant])
+                        for v in range(cfg.prerender)], dim=1)
+
+
+class Batches(torch.utils.data.Dataset):
+    """Step k's batch: which images and captions, and the pixels.
+
+    The images are pairs' scenes, then their near misses in the same order; the captions
+    are the images' own, first captions first and in image order, then the bank. The
+    pixels are fresh renders or, given `renders` (see prerender), one of each scene's
+    renders at random with a brightness change.
+
+    Each step draws from its own generator (seed, k), so a batch does not depend on which
+    process makes it or when; a DataLoader worker makes the next batches while the
+    model trains on this one.
+    """
+
+    def __init__(self, pool: list[Example], preprocess, cfg: TrainConfig,
+                 renders: torch.Tensor | None = None) -> None:
+        self.pool, self.preprocess, self.cfg, self.renders = pool, preprocess, cfg, renders
 
     def __len__(self) -> int:
         return self.cfg.steps
@@ -406,23 +460,62 @@ class Batches(torch.utils.data.Dataset):
         own = [images + scene_count(cfg) * k for k in range(cfg.captions_per_scene)]
         bank = rng.choice(len(self.pool), min(cfg.bank, len(self.pool)), replace=False)
         texts = np.concatenate([*own, bank])
-        pixels = _render_batch([self.pool[i] for i in images], self.preprocess, rng, cfg)
+        if self.renders is None:
+            pixels = _render_batch([self.pool[i] for i in images], self.preprocess, rng, cfg)
+        else:
+            variants = rng.integers(self.renders.shape[1], size=len(images))
+            brightness = torch.from_numpy(rng.uniform(0.9, 1.1, len(images))).float()
+            pixels = _from_bytes(self.renders[images, variants], brightness)
         return images, texts, pixels
 
 
-def multi_positive_loss(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
+def multi_positive_loss(logits: torch.Tensor, match: torch.Tensor,
+                        queued_logits: torch.Tensor | None = None,
+                        queued_match: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE where every true caption/image of a row counts as a positive.
 
     Rows are images, columns captions. Captions without a true image in the batch (most of
-    the bank) serve only as negatives for the images.
+    the bank) serve only as negatives for the images. queued_logits (Q images x the first
+    C captions) add earlier batches' images to those captions' rankings, as positives
+    where queued_match says so and as negatives otherwise.
     """
     img_target = match / match.sum(dim=1, keepdim=True)
     loss_i = -(img_target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    by_text, text_match = logits.t(), match.t()
+    if queued_logits is not None and queued_match is not None:
+        own = queued_logits.shape[1]
+        extra = torch.full((len(by_text), len(queued_logits)), float("-inf"))
+        extra[:own] = queued_logits.t()
+        extra_match = torch.zeros_like(extra)
+        extra_match[:own] = queued_match.t()
+        by_text = torch.cat([by_text, extra], dim=1)
+        text_match = torch.cat([text_match, extra_match], dim=1)
     has_image = match.sum(dim=0) > 0
-    per_text = match.t()[has_image]
+    per_text = text_match[has_image]
     txt_target = per_text / per_text.sum(dim=1, keepdim=True)
-    loss_t = -(txt_target * F.log_softmax(logits.t()[has_image], dim=1)).sum(dim=1).mean()
+    log_p = F.log_softmax(by_text[has_image], dim=1).masked_fill(per_text == 0, 0.0)
+    loss_t = -(txt_target * log_p).sum(dim=1).mean()
     return (loss_i + loss_t) / 2
+
+
+class ImageQueue:
+    """The embeddings of the last `size` trained images, newest first, with their scenes.
+
+    Within one batch a caption rarely meets an image that shows its object elsewhere, or
+    a busy scene that holds it; ranked against a few thousand recent images as well, it
+    meets dozens. Measured, this steadied navigation far more than it lifted busy scenes
+    (MODEL_CARD, run W).
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        self.size = size
+        self.embeddings = torch.empty(0, dim)
+        self.images = np.empty(0, dtype=np.int64)
+
+    def push(self, embeddings: torch.Tensor, images: np.ndarray) -> None:
+        """Adds a batch's (detached) embeddings; the oldest beyond `size` drop out."""
+        self.embeddings = torch.cat([embeddings.detach(), self.embeddings])[:self.size]
+        self.images = np.concatenate([images, self.images])[:self.size]
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -444,8 +537,8 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _train_step(model, probe, labels, text_feats, text_std, batch, opt,
-                cfg) -> tuple[float, float]:
+def _train_step(model, probe, labels, text_feats, text_std, batch, opt, cfg,
+                queue: ImageQueue | None = None) -> tuple[float, float]:
     images, texts, pixels = batch
     img = F.normalize(model.visual(pixels), dim=-1)
     feats = text_feats[texts]
@@ -457,8 +550,15 @@ def _train_step(model, probe, labels, text_feats, text_std, batch, opt,
     # A low cap makes captions sit far (in cosine) from images they do not describe, so
     # that "image - red + blue" moves an image as far as the gap between two colours'
     # image clusters; with CLIP's 100 it grew to 46 here and arithmetic stopped working.
-    logits = model.logit_scale.exp() * img @ txt.t()
-    contrastive = multi_positive_loss(logits, match_matrix(labels, images, texts))
+    scale = model.logit_scale.exp()
+    logits = scale * img @ txt.t()
+    queued_logits = queued_match = None
+    if queue is not None and len(queue.images):
+        own = len(images) * cfg.captions_per_scene  # texts start with the images' own captions
+        queued_logits = scale * queue.embeddings @ txt[:own].t()
+        queued_match = match_matrix(labels, queue.images, texts[:own])
+    contrastive = multi_positive_loss(logits, match_matrix(labels, images, texts),
+                                      queued_logits, queued_match)
     aux = probe.loss(img, labels, images)
     kind = image_kind_loss(img, same_kind_matrix(labels, images))
     loss = contrastive + cfg.aux_weight * aux + cfg.image_weight * kind
@@ -467,14 +567,18 @@ def _train_step(model, probe, labels, text_feats, text_std, batch, opt,
     opt.step()
     with torch.no_grad():
         model.logit_scale.clamp_(max=math.log(cfg.max_logit_scale))
+    if queue is not None:
+        queue.push(img, images)
     return float(contrastive.detach()), float(aux.detach())
 
 
 def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     """Trains the demo model and saves it.
 
-    Each step renders the scenes of pairs_per_batch (scene, near miss) pairs and scores the
-    images against their own captions plus `bank` other captions of the pool.
+    Each step renders (or, with cfg.prerender, picks renders of) the scenes of
+    pairs_per_batch (scene, near miss) pairs and scores the images against their own
+    captions plus `bank` other captions of the pool, and the own captions against the
+    last cfg.queue images as well.
 
     Args:
         cfg: Hyper-parameters (the seed fixes everything).
@@ -506,12 +610,19 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     check_pixels = _render_batch([pool[i] for i in check], preprocess,
                                  np.random.default_rng([cfg.seed, 13]), check_cfg)
     losses = (float("nan"), float("nan"))
-    batches = torch.utils.data.DataLoader(Batches(pool, preprocess, cfg), batch_size=None,
-                                          collate_fn=_as_is, num_workers=1, prefetch_factor=2)
+    queue = ImageQueue(cfg.queue, model_cfg["embed_dim"]) if cfg.queue else None
+    renders = None
+    if cfg.prerender:
+        renders = prerender(pool, preprocess, cfg)
+        log(f"rendered {renders.shape[0]} scenes x {renders.shape[1]} in "
+            f"{time.time() - started:.0f}s")
+    batches = torch.utils.data.DataLoader(Batches(pool, preprocess, cfg, renders),
+                                          batch_size=None, collate_fn=_as_is, num_workers=1,
+                                          prefetch_factor=2)
     for step, batch in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
-        losses = _train_step(model, probe, labels, feats, feats_std, batch, opt, cfg)
+        losses = _train_step(model, probe, labels, feats, feats_std, batch, opt, cfg, queue)
         if step % 50 == 0 or step == cfg.steps - 1:
             model.eval()
             with torch.no_grad():
