@@ -605,7 +605,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
     model.visual.to(memory_format=torch.channels_last)
     opt = _optimizer(torch.nn.ModuleList([model, probe]), cfg)
     # Held-back renders at the demo library's resolution, to log what the probe reads.
-    check = np.arange(2 * (cfg.pool_pairs - held_back_pairs(cfg)), scene_count(cfg))
+    check = np.arange(trained_scenes(cfg), scene_count(cfg))
     check_cfg = replace(cfg, short_min=128, short_max=320)
     check_pixels = _render_batch([pool[i] for i in check], preprocess,
                                  np.random.default_rng([cfg.seed, 13]), check_cfg)
