@@ -7,7 +7,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from latent.demo_train.train import TrainConfig, train
+from latent.demo_train.train import PRECISIONS, TrainConfig, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                            default=getattr(defaults, f.name))
+                            default=getattr(defaults, f.name),
+                            choices=PRECISIONS if f.name == "precision" else None)
     args = parser.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     summary = train(cfg, args.out, log=lambda line: print(line, flush=True))
