@@ -37,7 +37,7 @@ class TrainConfig:
     """Hyper-parameters of one training run (the defaults are `make demo-model`'s)."""
 
     seed: int = 0
-    steps: int = 5000
+    steps: int = 6000
     pairs_per_batch: int = 64     # a batch renders each pair's scene and its near miss
     pool_pairs: int = 8000        # scene pairs, each scene with captions_per_scene captions
     captions_per_scene: int = 3   # encoded by MiniLM once; a batch scores an image against all
@@ -47,7 +47,7 @@ class TrainConfig:
     text_noise: float = 0.3       # Gaussian noise on the frozen caption features, × their std
     max_logit_scale: float = 20.0  # image-caption temperature cap; see _train_step
     queue: int = 2048             # recent image embeddings each own caption also ranks
-    prerender: int = 0            # renders per trained scene made up front; 0 = every step
+    prerender: int = 12           # renders per trained scene made up front; 0 = every step
     brightness: float = 0.0       # prerendered pixels are scaled by 1 ± up to this
     precision: str = "auto"       # the vision tower's autocast: bf16, fp32, or auto (see below)
     lr: float = 2e-3
