@@ -394,12 +394,17 @@ class _RenderChunks(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.cfg.prerender * self.chunks
 
+    def scenes(self, k: int) -> range:
+        """The scenes item k renders."""
+        chunk = k % self.chunks
+        return range(chunk * RENDER_CHUNK, min((chunk + 1) * RENDER_CHUNK,
+                                               trained_scenes(self.cfg)))
+
     def __getitem__(self, k: int) -> torch.Tensor:
         variant, chunk = divmod(k, self.chunks)
         rng = np.random.default_rng([self.cfg.seed, 17, variant, chunk])
-        scenes = range(chunk * RENDER_CHUNK, min((chunk + 1) * RENDER_CHUNK,
-                                                 trained_scenes(self.cfg)))
-        pixels = _render_batch([self.pool[i] for i in scenes], self.preprocess, rng, self.cfg)
+        pixels = _render_batch([self.pool[i] for i in self.scenes(k)], self.preprocess, rng,
+                               self.cfg)
         return _to_bytes(pixels)
 
 
@@ -432,8 +437,8 @@ def prerender(pool: list[Example], preprocess, cfg: TrainConfig) -> torch.Tensor
     chunks = torch.utils.data.DataLoader(dataset, batch_size=None, collate_fn=_as_is,
                                          num_workers=cfg.threads)
     for k, part in enumerate(chunks):
-        variant, chunk = divmod(k, dataset.chunks)
-        renders[chunk * RENDER_CHUNK:chunk * RENDER_CHUNK + len(part), variant] = part
+        scenes = dataset.scenes(k)
+        renders[scenes.start:scenes.stop, k // dataset.chunks] = part
     return renders
 
 
@@ -659,8 +664,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict[str, object]:
         if step % 50 == 0 or step == cfg.steps - 1:
             model.eval()
             with torch.no_grad():
-                read = probe.accuracy(F.normalize(model.visual(check_pixels), dim=-1), labels,
-                                      check)
+                read = probe.accuracy(_embed_images(model, check_pixels, "fp32"), labels, check)
             model.train()
             log(f"step {step} loss {losses[0]:.3f} probe {losses[1]:.3f} "
                 f"scale {model.logit_scale.exp().item():.1f} t={time.time() - started:.0f}s "
