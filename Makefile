@@ -12,8 +12,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall when the project's requirements change.
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ./clients/python
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -34,7 +35,7 @@ test-durability: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	ASSETSEARCH_TEST_DURABILITY=full $(PY) -m pytest tests/test_crash.py tests/test_state_machine.py tests/test_no_stale.py
 
-# Regenerate the gRPC code; never edit service/_pb by hand.
+# Regenerate the gRPC code; never edit clients/python/assetsearch_client/_pb by hand.
 protos: $(STAMP)
 	$(PY) -m service.protogen
 
@@ -49,7 +50,7 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 
 demo-model: $(STAMP)
-	$(PY) -m latent.demo_train --out latent/models/demo --seed 0
+	$(PY) -m latent.demo.train --out latent/models/demo --seed 0
 
 clean:
 	rm -rf $(VENV) .assetsearch .assetsearch-demo .pytest_cache

@@ -100,8 +100,12 @@ def set_threads(threads: int) -> str:
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """The ``--threads`` option both benchmarks share."""
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch/FAISS threads, as ASSETSEARCH_THREADS (default 0: torch's own)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch/FAISS threads, as ASSETSEARCH_THREADS (default 0: torch's own)",
+    )
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:

@@ -22,8 +22,8 @@ import _common as common  # noqa: E402 - bench/ is a folder of scripts, not a pa
 
 from indexer.pipeline import Indexer, Summary  # noqa: E402
 from latent.catalog import Catalog  # noqa: E402
-from latent.encoders import Encoder, load_encoder  # noqa: E402
-from latent.media import decode_image_file  # noqa: E402
+from latent.media.images import decode_image_file  # noqa: E402
+from latent.models.encoders import Encoder, load_encoder  # noqa: E402
 
 SECTION = "Indexing"
 COLLECTION = "bench"
@@ -68,9 +68,7 @@ def decode_all(paths: list[Path]) -> tuple[list[Image.Image], float]:
     Returns:
         The RGB images and the decode rate in images/s.
     """
-    decoded, seconds = common.timed(
-        lambda: [decode_image_file(p, MAX_PIXELS).image for p in paths]
-    )
+    decoded, seconds = common.timed(lambda: [decode_image_file(p, MAX_PIXELS).image for p in paths])
     return decoded, len(paths) / seconds
 
 
@@ -105,10 +103,15 @@ def full_and_rerun(
 
 
 def one_repeat(
-    encoder: Encoder, images: list[Image.Image], library: Path, url: str, batch_size: int,
+    encoder: Encoder,
+    images: list[Image.Image],
+    library: Path,
+    url: str,
+    batch_size: int,
     encoder_first: bool,
 ) -> Repeat:
     """Encoder alone and a full indexing run back to back, in the order given."""
+
     def encode() -> common.Cost:
         return common.costed(lambda: encoder.encode_images(images))[1]
 
@@ -130,8 +133,14 @@ def measure(model: str, count: int, batch_size: int, repeats: int, seed: int) ->
         images, decode_rate = decode_all(paths)
         encoder.encode_images(images[:batch_size])  # warm-up: first-call allocations
         runs = [
-            one_repeat(encoder, images, library, f"sqlite:///{tmp}/catalog-{i}.sqlite3",
-                       batch_size, encoder_first=i % 2 == 0)
+            one_repeat(
+                encoder,
+                images,
+                library,
+                f"sqlite:///{tmp}/catalog-{i}.sqlite3",
+                batch_size,
+                encoder_first=i % 2 == 0,
+            )
             for i in range(repeats)
         ]
     return Result(encoder.spec, encoder.dim, count, batch_size, load_seconds, decode_rate, runs)
@@ -147,19 +156,22 @@ def table(r: Result) -> str:
     enc_cpu = common.median([x.encoder.cpu / r.count * 1000 for x in r.repeats])
     idx_cpu = common.median([x.indexer.cpu / r.count * 1000 for x in r.repeats])
     rerun = common.median([x.rerun_seconds for x in r.repeats])
-    return "\n".join([
-        "| figure | value |",
-        "|---|---|",
-        f"| encoder alone: `encode_images` on decoded images, in-process | {enc:.1f} images/s |",
-        f"| `Indexer.run`, fresh SQLite catalog (scan, read, hash, decode, encode, commit) "
-        f"| {idx:.1f} images/s |",
-        f"| **ratio indexer / encoder (wall clock)** | **{ratio:.2f}** (per repeat: {each}) |",
-        f"| ratio by process CPU time (encoder CPU ÷ indexer CPU per image) | {cpu_ratio:.2f} "
-        f"({enc_cpu:.1f} vs {idx_cpu:.1f} ms CPU per image) |",
-        f"| second run, library unchanged (indexed 0, unchanged {r.count}) | {rerun:.2f} s |",
-        f"| decode alone: read + decode on one thread | {r.decode_rate:.1f} images/s |",
-        f"| model load (not in the rates above) | {r.load_seconds:.1f} s |",
-    ])
+    return "\n".join(
+        [
+            "| figure | value |",
+            "|---|---|",
+            "| encoder alone: `encode_images` on decoded images, in-process "
+            f"| {enc:.1f} images/s |",
+            f"| `Indexer.run`, fresh SQLite catalog (scan, read, hash, decode, encode, commit) "
+            f"| {idx:.1f} images/s |",
+            f"| **ratio indexer / encoder (wall clock)** | **{ratio:.2f}** (per repeat: {each}) |",
+            f"| ratio by process CPU time (encoder CPU ÷ indexer CPU per image) | {cpu_ratio:.2f} "
+            f"({enc_cpu:.1f} vs {idx_cpu:.1f} ms CPU per image) |",
+            f"| second run, library unchanged (indexed 0, unchanged {r.count}) | {rerun:.2f} s |",
+            f"| decode alone: read + decode on one thread | {r.decode_rate:.1f} images/s |",
+            f"| model load (not in the rates above) | {r.load_seconds:.1f} s |",
+        ]
+    )
 
 
 def section(r: Result, command: str, threads: str) -> str:
@@ -182,18 +194,23 @@ def section(r: Result, command: str, threads: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=300,
-                        help="images to generate (default %(default)s)")
+    parser.add_argument(
+        "--count", type=int, default=300, help="images to generate (default %(default)s)"
+    )
     parser.add_argument("--model", default=None, help=common.MODEL_HELP)
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="encoder batch size (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=7,
-                        help="side-by-side repeats (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=1124,
-                        help="image generation seed (default %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="encoder batch size (default %(default)s)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="side-by-side repeats (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1124, help="image generation seed (default %(default)s)"
+    )
     common.add_threads_option(parser)
-    parser.add_argument("--write", action="store_true",
-                        help=f'replace the "## {SECTION}" section of BENCHMARKS.md')
+    parser.add_argument(
+        "--write", action="store_true", help=f'replace the "## {SECTION}" section of BENCHMARKS.md'
+    )
     return parser.parse_args(argv)
 
 
@@ -202,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model = args.model or common.default_model()
     threads = common.set_threads(args.threads)
-    print(f"model: {model}; images: {args.count}; batch size: {args.batch_size}; {threads}",
-          flush=True)
+    print(
+        f"model: {model}; images: {args.count}; batch size: {args.batch_size}; {threads}",
+        flush=True,
+    )
     result = measure(model, args.count, args.batch_size, max(1, args.repeats), args.seed)
     print(table(result))
     if args.write:

@@ -23,9 +23,9 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402 - bench/ is a folder of scripts, not a package
 
-from latent.demo_train import captions  # noqa: E402
-from latent.demo_train.captions import Query  # noqa: E402
-from latent.demo_world import COLORS, DemoObject, Scene, generate_library  # noqa: E402
+from latent.demo.train import captions  # noqa: E402
+from latent.demo.train.captions import Query  # noqa: E402
+from latent.demo.world import COLORS, DemoObject, Scene, generate_library  # noqa: E402
 
 BENCH_SEED = 20261124  # never used by the trainer (it draws from seeds 0..N with other streams)
 LEVELS = ("color+shape", "+size", "+position", "+background")
@@ -33,7 +33,7 @@ TARGETS = {"template": 0.90, "held_out": 0.70, "image": 0.90, "arithmetic": 0.80
 
 
 class EncoderLike(Protocol):
-    """The part of latent.encoders.Encoder the benchmark uses."""
+    """The part of latent.models.encoders.Encoder the benchmark uses."""
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -59,19 +59,19 @@ def load_encoder(spec: str) -> EncoderLike:
         An object with encode_images and encode_texts (L2-normalised float32 rows).
     """
     try:
-        from latent.encoders import load_encoder as core_load
+        from latent.models.encoders import load_encoder as core_load
     except ImportError:
         return _FallbackEncoder(spec)
     return core_load(spec)
 
 
 class _FallbackEncoder:
-    """Loads builtin:/local-dir: demo models with latent.demo_train.artifact.load_model."""
+    """Loads builtin:/local-dir: demo models with latent.demo.train.artifact.load_model."""
 
     def __init__(self, spec: str) -> None:
         import torch
 
-        from latent.demo_train import artifact
+        from latent.demo.train import artifact
 
         kind, _, target = spec.partition(":")
         path = ROOT / "latent" / "models" / target if kind == "builtin" else Path(target)
@@ -116,7 +116,7 @@ def build_library(
     started = time.perf_counter()
     chunks = []
     for start in range(0, len(paths), 64):
-        images = [Image.open(p).convert("RGB") for p in paths[start:start + 64]]
+        images = [Image.open(p).convert("RGB") for p in paths[start : start + 64]]
         chunks.append(encoder.encode_images(images))
     rate = len(paths) / (time.perf_counter() - started)
     return Library([_scene(r) for r in rows], paths, np.concatenate(chunks)), rate
@@ -130,8 +130,9 @@ def level_query(obj: DemoObject, background: str, level: int) -> Query:
     return Query(((obj.shape, obj.color, size, position),), bg)
 
 
-def precision_at(scores: np.ndarray, relevant: np.ndarray, k: int = 10,
-                 exclude: int | None = None) -> float:
+def precision_at(
+    scores: np.ndarray, relevant: np.ndarray, k: int = 10, exclude: int | None = None
+) -> float:
     """Precision of the top min(k, #relevant) hits (so rare combinations are not capped)."""
     if exclude is not None:
         scores = scores.copy()
@@ -143,8 +144,13 @@ def precision_at(scores: np.ndarray, relevant: np.ndarray, k: int = 10,
     return float(relevant[top].mean())
 
 
-def text_precision(encoder: EncoderLike, lib: Library, vocab: captions.Vocabulary,
-                   per_level: int, rng: np.random.Generator) -> dict[str, float]:
+def text_precision(
+    encoder: EncoderLike,
+    lib: Library,
+    vocab: captions.Vocabulary,
+    per_level: int,
+    rng: np.random.Generator,
+) -> dict[str, float]:
     """Mean precision@10 of text queries, per level, phrased in the given vocabulary."""
     results = {}
     for level, name in enumerate(LEVELS):
@@ -156,8 +162,10 @@ def text_precision(encoder: EncoderLike, lib: Library, vocab: captions.Vocabular
             queries.append(q)
             texts.append(captions.phrase(q, vocab, rng))
         vecs = encoder.encode_texts(texts)
-        scores = [precision_at(lib.vectors @ v, np.array([q.matches(s) for s in lib.scenes]))
-                  for q, v in zip(queries, vecs, strict=True)]
+        scores = [
+            precision_at(lib.vectors @ v, np.array([q.matches(s) for s in lib.scenes]))
+            for q, v in zip(queries, vecs, strict=True)
+        ]
         results[name] = float(np.mean(scores))
         results[name + " example"] = texts[0]  # type: ignore[assignment]
     return results
@@ -182,8 +190,9 @@ def image_precision(lib: Library, n: int, rng: np.random.Generator) -> float:
     return float(np.mean(scores))
 
 
-def arithmetic_precision(encoder: EncoderLike, lib: Library, n: int,
-                         rng: np.random.Generator) -> float:
+def arithmetic_precision(
+    encoder: EncoderLike, lib: Library, n: int, rng: np.random.Generator
+) -> float:
     """image(X-coloured S) - "X" + "Y": share of the top-10 that are Y-coloured S."""
     words = encoder.encode_texts(list(COLORS))
     scores = []
@@ -202,9 +211,11 @@ PATH_STEPS = 5
 
 def _examples(lib: Library, colour: str, not_shape: str) -> list[int]:
     """Single-object images of the colour in any other shape."""
-    return [i for i, s in enumerate(lib.scenes)
-            if len(s.objects) == 1 and s.objects[0].color == colour
-            and s.objects[0].shape != not_shape]
+    return [
+        i
+        for i, s in enumerate(lib.scenes)
+        if len(s.objects) == 1 and s.objects[0].color == colour and s.objects[0].shape != not_shape
+    ]
 
 
 def _moved_precision(lib: Library, i: int, direction: np.ndarray, shape: str, target: str) -> float:
@@ -224,8 +235,9 @@ def _transfer_case(lib: Library, rng: np.random.Generator) -> tuple[int, str, st
     return i, obj.shape, obj.color, target
 
 
-def direction_transfer(encoder: EncoderLike, lib: Library, n: int,
-                       rng: np.random.Generator) -> dict[str, float]:
+def direction_transfer(
+    encoder: EncoderLike, lib: Library, n: int, rng: np.random.Generator
+) -> dict[str, float]:
     """A colour direction made from example sets of *other* shapes, applied to an image.
 
     For an image of an X-coloured S and a colour Y: from images, the direction is the
@@ -234,8 +246,8 @@ def direction_transfer(encoder: EncoderLike, lib: Library, n: int,
     the shapes other than S. The image plus the unit direction (as `asset:ID + dir:NAME`
     does) should find Y-coloured S's: P@10 of that, the image itself left out.
     """
-    from latent.demo_world import SHAPES
-    from latent.navigation import direction_from_examples
+    from latent.demo.world import SHAPES
+    from latent.query.navigation import direction_from_examples
 
     phrases = [f"a {c} {s}" for c in COLORS for s in SHAPES]
     words = dict(zip(phrases, encoder.encode_texts(phrases), strict=True))
@@ -254,8 +266,10 @@ def direction_transfer(encoder: EncoderLike, lib: Library, n: int,
         pos, neg = (lib.vectors[rng.permutation(side)[:EXAMPLES_PER_SIDE]] for side in sides)
         images.append(_moved_precision(lib, i, direction_from_examples(pos, neg), shape, target))
         others = [s for s in SHAPES if s != shape]
-        text_dir = direction_from_examples(np.stack([words[f"a {target} {s}"] for s in others]),
-                                           np.stack([words[f"a {colour} {s}"] for s in others]))
+        text_dir = direction_from_examples(
+            np.stack([words[f"a {target} {s}"] for s in others]),
+            np.stack([words[f"a {colour} {s}"] for s in others]),
+        )
         texts.append(_moved_precision(lib, i, text_dir, shape, target))
     return {"images": _mean_or_nan(images), "texts": _mean_or_nan(texts)}
 
@@ -266,11 +280,10 @@ def _mean_or_nan(values: list[float]) -> float:
 
 def _path_shares(lib: Library, a: int, b: int) -> np.ndarray:
     """Per slerp step: shares of the top 10 (a and b left out) like a, like b, mixed, other."""
-    from latent.navigation import interpolate
+    from latent.query.navigation import interpolate
 
     oa, ob = lib.scenes[a].objects[0], lib.scenes[b].objects[0]
-    kinds = [(oa.shape, oa.color), (ob.shape, ob.color), (oa.shape, ob.color),
-             (ob.shape, oa.color)]
+    kinds = [(oa.shape, oa.color), (ob.shape, ob.color), (oa.shape, ob.color), (ob.shape, oa.color)]
     like = np.array([[_has(s, *k) for k in kinds] for s in lib.scenes])
     category = np.where(like[:, 0], 0, np.where(like[:, 1], 1, np.where(like[:, 2:].any(1), 2, 3)))
     out = np.zeros((PATH_STEPS, 4))
@@ -341,26 +354,37 @@ def _mean(levels: dict[str, float]) -> float:
 
 def table(r: dict) -> str:
     """Markdown table of the figures, with targets and pass/below marks."""
+
     def mark(value: float, key: str) -> str:
         return "meets" if value >= TARGETS[key] else "**below**"
 
     rows = ["| figure | value | target | |", "|---|---|---|---|"]
-    for key, label in (("template", "text→image P@10, template wording"),
-                       ("held_out", "text→image P@10, held-out phrasings")):
+    for key, label in (
+        ("template", "text→image P@10, template wording"),
+        ("held_out", "text→image P@10, held-out phrasings"),
+    ):
         for name in LEVELS:
             rows.append(f"| {label}: {name} | {r[key][name]:.3f} | | |")
         m = _mean(r[key])
         rows.append(f"| **{label}: mean** | **{m:.3f}** | ≥ {TARGETS[key]:.2f} | {mark(m, key)} |")
-    rows.append(f"| image→image P@10 (same shape and colour) | {r['image']:.3f} | ≥ 0.90 | "
-                f"{mark(r['image'], 'image')} |")
-    rows.append(f"| arithmetic image − \"X\" + \"Y\" P@10 | {r['arithmetic']:.3f} | ≥ 0.80 | "
-                f"{mark(r['arithmetic'], 'arithmetic')} |")
+    rows.append(
+        f"| image→image P@10 (same shape and colour) | {r['image']:.3f} | ≥ 0.90 | "
+        f"{mark(r['image'], 'image')} |"
+    )
+    rows.append(
+        f'| arithmetic image − "X" + "Y" P@10 | {r["arithmetic"]:.3f} | ≥ 0.80 | '
+        f"{mark(r['arithmetic'], 'arithmetic')} |"
+    )
     for key, label in (("images", "10 + 10 images"), ("texts", "7 + 7 texts")):
-        rows.append(f"| direction transfer, examples {label}: X-coloured S + dir(Y − X) "
-                    f"finds Y-coloured S, P@10 | {r['transfer'][key]:.3f} | | |")
+        rows.append(
+            f"| direction transfer, examples {label}: X-coloured S + dir(Y − X) "
+            f"finds Y-coloured S, P@10 | {r['transfer'][key]:.3f} | | |"
+        )
     interp = r["interpolation"]
-    rows.append(f"| interpolation image A → B: step 0 topped by A and step {PATH_STEPS - 1} by B "
-                f"(share of pairs) | {interp['endpoints']:.3f} | | |")
+    rows.append(
+        f"| interpolation image A → B: step 0 topped by A and step {PATH_STEPS - 1} by B "
+        f"(share of pairs) | {interp['endpoints']:.3f} | | |"
+    )
     rows.append(f"| text query embedding p50 | {r['text_ms']:.1f} ms | | |")
     rows.append(f"| images/s (decode + preprocess + vision tower) | {r['images_per_s']:.0f} | | |")
     return "\n".join(rows)
@@ -377,8 +401,9 @@ def path_table(r: dict) -> str:
 
 def section(r: dict, model: str, command: str) -> str:
     """The body of the "## Model quality" section of BENCHMARKS.md."""
-    examples = "\n".join(f"- {k}: \"{r[k][n + ' example']}\"" for k in ("template", "held_out")
-                         for n in LEVELS)
+    examples = "\n".join(
+        f'- {k}: "{r[k][n + " example"]}"' for k in ("template", "held_out") for n in LEVELS
+    )
     return (
         f"Model `{model}` on a fresh demo library of {r['count']} images (seed {BENCH_SEED}, "
         "never used in training); exact cosine search in numpy. P@10 counts the top "
@@ -388,8 +413,8 @@ def section(r: dict, model: str, command: str) -> str:
         f"Command: `{command}`\n\n{table(r)}\n\n"
         "Direction transfer: for an image of one X-coloured shape S and another colour Y, a "
         "direction is made from example sets that never show S (images: up to 10 single "
-        "Y-coloured objects minus up to 10 X-coloured ones; texts: \"a Y <shape>\" minus "
-        "\"a X <shape>\" over the 7 other shapes) and added to the image as a unit vector, "
+        'Y-coloured objects minus up to 10 X-coloured ones; texts: "a Y <shape>" minus '
+        '"a X <shape>" over the 7 other shapes) and added to the image as a unit vector, '
         "as `asset:ID + dir:NAME` does; a hit counts when it shows a Y-coloured S.\n\n"
         f"Interpolation: {len(r['interpolation']['steps'])}-step slerp between two "
         "single-object images differing in shape and colour. Shares of the top 10 at each "

@@ -23,14 +23,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402 - bench/ is a folder of scripts, not a package
+from assetsearch_client import SearchClient  # noqa: E402
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb  # noqa: E402
 
 from latent.catalog import AssetWrite, Catalog, CollectionInfo  # noqa: E402
-from latent.encoders import Encoder, EncoderCache  # noqa: E402
-from latent.media import decode_image_bytes  # noqa: E402
+from latent.index.vectors import VectorIndex  # noqa: E402
+from latent.media.images import decode_image_bytes  # noqa: E402
+from latent.models.encoders import Encoder, EncoderCache  # noqa: E402
 from latent.settings import Settings  # noqa: E402
-from latent.vectors import VectorIndex  # noqa: E402
-from service._pb.assetsearch.v1 import search_pb2 as pb  # noqa: E402
-from service.client import SearchClient  # noqa: E402
 from service.server import AssetSearchServer  # noqa: E402
 
 SECTION = "Query latency"
@@ -59,8 +59,10 @@ class Setup:
 
 def query_texts(n: int) -> list[str]:
     """``n`` short, distinct text queries."""
-    return [f"a {COLOURS[i % len(COLOURS)]} {SHAPES[(i // len(COLOURS)) % len(SHAPES)]} "
-            f"number {i}" for i in range(n)]
+    return [
+        f"a {COLOURS[i % len(COLOURS)]} {SHAPES[(i // len(COLOURS)) % len(SHAPES)]} number {i}"
+        for i in range(n)
+    ]
 
 
 def query_images(n: int, seed: int) -> list[bytes]:
@@ -82,8 +84,16 @@ def import_vectors(catalog: Catalog, collection: CollectionInfo, count: int, see
         vectors = rng.standard_normal((n, collection.dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         writes = [
-            AssetWrite(f"bench://vectors/{start + i}.png", "image", 1, 0, None,
-                       width=256, height=256, vectors=vectors[i : i + 1])
+            AssetWrite(
+                f"bench://vectors/{start + i}.png",
+                "image",
+                1,
+                0,
+                None,
+                width=256,
+                height=256,
+                vectors=vectors[i : i + 1],
+            )
             for i in range(n)
         ]
         catalog.commit(collection, writes)
@@ -117,8 +127,15 @@ def searcher(client: SearchClient, query: Query, top_k: int) -> Callable[[], pb.
     return lambda: client.search(vector=vector, top_k=top_k)
 
 
-def in_process(kind: str, encoder: Encoder, index: VectorIndex, catalog: Catalog,
-               query: Query, top_k: int, s: Samples) -> np.ndarray:
+def in_process(
+    kind: str,
+    encoder: Encoder,
+    index: VectorIndex,
+    catalog: Catalog,
+    query: Query,
+    top_k: int,
+    s: Samples,
+) -> np.ndarray:
     """The service's work for one query, without the service; returns the query vector."""
     vector = ms(embedder(encoder, query), s[f"{kind}: embedding alone, in-process"])[0]
     _, ids = ms(lambda: index.search(vector, top_k), s["FAISS search alone"])
@@ -135,8 +152,15 @@ def via_grpc(kind: str, client: SearchClient, query: Query, top_k: int, s: Sampl
     s[f"{kind}: server-side took_ms"].append(float(response.took_ms))
 
 
-def run_queries(encoder: Encoder, index: VectorIndex, catalog: Catalog, client: SearchClient,
-                n: int, top_k: int, seed: int) -> Samples:
+def run_queries(
+    encoder: Encoder,
+    index: VectorIndex,
+    catalog: Catalog,
+    client: SearchClient,
+    n: int,
+    top_k: int,
+    seed: int,
+) -> Samples:
     """Time ``n`` text and ``n`` image queries, each part side by side; warm-up excluded."""
     texts, images = query_texts(n + WARMUP), query_images(QUERY_IMAGES, seed)
     samples: Samples = defaultdict(list)
@@ -154,8 +178,12 @@ def run_queries(encoder: Encoder, index: VectorIndex, catalog: Catalog, client: 
 def measure(model: str, count: int, queries: int, top_k: int, seed: int) -> tuple[Setup, Samples]:
     """Import the vectors, start the server, run the queries, stop everything."""
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/catalog.sqlite3",
-                            model=model, poll_interval=1.0)
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=f"sqlite:///{tmp}/catalog.sqlite3",
+            model=model,
+            poll_interval=1.0,
+        )
         catalog = Catalog(settings.resolved_database_url())
         encoders = EncoderCache(batch_size=settings.batch_size)
         encoder = encoders.get(model)  # shared with the server: one model instance
@@ -177,10 +205,16 @@ def measure(model: str, count: int, queries: int, top_k: int, seed: int) -> tupl
 
 
 ROWS = (
-    "text: gRPC round trip", "text: server-side took_ms", "text: embedding alone, in-process",
-    "image: gRPC round trip", "image: server-side took_ms", "image: embedding alone, in-process",
-    "vector: gRPC round trip", "vector: server-side took_ms",
-    "FAISS search alone", "catalog join alone (hits_for_embeddings)",
+    "text: gRPC round trip",
+    "text: server-side took_ms",
+    "text: embedding alone, in-process",
+    "image: gRPC round trip",
+    "image: server-side took_ms",
+    "image: embedding alone, in-process",
+    "vector: gRPC round trip",
+    "vector: server-side took_ms",
+    "FAISS search alone",
+    "catalog join alone (hits_for_embeddings)",
 )
 
 
@@ -188,10 +222,16 @@ def table(s: Samples) -> str:
     """Latency percentiles per path, then what the service adds per query kind."""
     lines = ["| path | p50 ms | p99 ms | n |", "|---|---:|---:|---:|"]
     for name in ROWS:
-        lines.append(f"| {name} | {common.percentile(s[name], 50):.2f} | "
-                     f"{common.percentile(s[name], 99):.2f} | {len(s[name])} |")
-    lines += ["", "| query | gRPC p50 − in-process p50 (embedding + FAISS + join) | "
-              "gRPC p50 / in-process p50 |", "|---|---:|---:|"]
+        lines.append(
+            f"| {name} | {common.percentile(s[name], 50):.2f} | "
+            f"{common.percentile(s[name], 99):.2f} | {len(s[name])} |"
+        )
+    lines += [
+        "",
+        "| query | gRPC p50 − in-process p50 (embedding + FAISS + join) | "
+        "gRPC p50 / in-process p50 |",
+        "|---|---:|---:|",
+    ]
     parts = ("FAISS search alone", "catalog join alone (hits_for_embeddings)")
     base = sum(common.median(s[p]) for p in parts)
     for kind in ("text", "image"):
@@ -201,8 +241,7 @@ def table(s: Samples) -> str:
     return "\n".join(lines)
 
 
-def section(setup: Setup, s: Samples, queries: int, top_k: int, command: str,
-            threads: str) -> str:
+def section(setup: Setup, s: Samples, queries: int, top_k: int, command: str, threads: str) -> str:
     """The body of the "## Query latency" section of BENCHMARKS.md."""
     return (
         f"Model `{setup.model}` ({setup.dim}-d); N = {setup.count} random unit vectors imported "
@@ -221,18 +260,23 @@ def section(setup: Setup, s: Samples, queries: int, top_k: int, command: str,
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000,
-                        help="vectors in the index (default %(default)s)")
-    parser.add_argument("--queries", type=int, default=200,
-                        help="queries of each kind (default %(default)s)")
+    parser.add_argument(
+        "--count", type=int, default=1000, help="vectors in the index (default %(default)s)"
+    )
+    parser.add_argument(
+        "--queries", type=int, default=200, help="queries of each kind (default %(default)s)"
+    )
     parser.add_argument("--model", default=None, help=common.MODEL_HELP)
-    parser.add_argument("--top-k", type=int, default=10,
-                        help="hits per query (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=1124,
-                        help="vector and image seed (default %(default)s)")
+    parser.add_argument(
+        "--top-k", type=int, default=10, help="hits per query (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1124, help="vector and image seed (default %(default)s)"
+    )
     common.add_threads_option(parser)
-    parser.add_argument("--write", action="store_true",
-                        help=f'replace the "## {SECTION}" section of BENCHMARKS.md')
+    parser.add_argument(
+        "--write", action="store_true", help=f'replace the "## {SECTION}" section of BENCHMARKS.md'
+    )
     return parser.parse_args(argv)
 
 
@@ -243,16 +287,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--top-k must not exceed --count")
     model = args.model or common.default_model()
     threads = common.set_threads(args.threads)
-    print(f"model: {model}; vectors: {args.count}; queries: {args.queries} of each kind; "
-          f"{threads}", flush=True)
+    print(
+        f"model: {model}; vectors: {args.count}; queries: {args.queries} of each kind; {threads}",
+        flush=True,
+    )
     setup, samples = measure(model, args.count, args.queries, args.top_k, args.seed)
-    print(f"imported {setup.count} vectors in {setup.import_seconds:.1f} s; server start "
-          f"(index loaded from SQL) {setup.start_seconds:.1f} s")
+    print(
+        f"imported {setup.count} vectors in {setup.import_seconds:.1f} s; server start "
+        f"(index loaded from SQL) {setup.start_seconds:.1f} s"
+    )
     print(table(samples))
     if args.write:
         command = common.command_line("bench/query_latency.py", argv)
-        common.replace_section(common.BENCHMARKS, SECTION,
-                               section(setup, samples, args.queries, args.top_k, command, threads))
+        common.replace_section(
+            common.BENCHMARKS,
+            SECTION,
+            section(setup, samples, args.queries, args.top_k, command, threads),
+        )
         print(f"wrote section '## {SECTION}' of {common.BENCHMARKS}")
     return 0
 

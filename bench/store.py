@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402 - bench/ is a folder of scripts, not a package
 
 from latent.catalog import Catalog, CollectionInfo  # noqa: E402
-from latent.external import URI_PREFIX  # noqa: E402
-from latent.live import LiveIndex  # noqa: E402
+from latent.catalog.external import URI_PREFIX  # noqa: E402
+from latent.index.live import LiveIndex  # noqa: E402
 from latent.settings import Settings  # noqa: E402
 
 SECTION = "Vector store at scale"
@@ -90,8 +90,9 @@ def as_stored(m: np.ndarray) -> np.ndarray:
     return _unit(m.astype(np.float16).astype(np.float32))
 
 
-def import_all(catalog: Catalog, collection: CollectionInfo, chunks: Iterator[np.ndarray]
-               ) -> np.ndarray:
+def import_all(
+    catalog: Catalog, collection: CollectionInfo, chunks: Iterator[np.ndarray]
+) -> np.ndarray:
     """Import every chunk under external ids 0..n-1 (``Catalog.import_vectors``, the path
     ``assetsearch import-vectors`` takes); returns the matrix as stored."""
     stored, done = [], 0
@@ -115,8 +116,9 @@ def exact_top(stored: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 def recall(found: list[list[int]], truth: np.ndarray) -> float:
     """Mean fraction of the true top-k found, over queries."""
     k = truth.shape[1]
-    return float(np.mean([len(set(f[:k]) & set(t.tolist())) / k
-                          for f, t in zip(found, truth, strict=True)]))
+    return float(
+        np.mean([len(set(f[:k]) & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)])
+    )
 
 
 # -- the server process -------------------------------------------------------------------
@@ -132,13 +134,23 @@ def free_port() -> int:
 def start_server(data_dir: Path, url: str, threads: int) -> tuple[subprocess.Popen, int, float]:
     """Start ``assetsearch serve``; returns the process, its port and seconds to SERVING."""
     port = free_port()
-    env = dict(os.environ, ASSETSEARCH_DATA_DIR=str(data_dir), ASSETSEARCH_DATABASE_URL=url,
-               ASSETSEARCH_PORT=str(port), ASSETSEARCH_COLLECTION=COLLECTION,
-               ASSETSEARCH_THREADS=str(threads))
+    env = dict(
+        os.environ,
+        ASSETSEARCH_DATA_DIR=str(data_dir),
+        ASSETSEARCH_DATABASE_URL=url,
+        ASSETSEARCH_PORT=str(port),
+        ASSETSEARCH_COLLECTION=COLLECTION,
+        ASSETSEARCH_THREADS=str(threads),
+    )
     log = (data_dir / f"server-{port}.log").open("w")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve"], cwd=common.ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve"],
+        cwd=common.ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     wait_serving(port, proc)
     return proc, port, time.perf_counter() - started
 
@@ -166,7 +178,7 @@ def wait_serving(port: int, proc: subprocess.Popen, timeout: float = 1800) -> No
 
 def wait_for_index(port: int, kind: str, timeout: float = 3600) -> float:
     """Wait until the server serves an index of ``kind`` with nothing pending; seconds."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     started = time.perf_counter()
     with SearchClient(f"127.0.0.1:{port}") as client:
@@ -205,12 +217,12 @@ def external_row(uri: str) -> int:
     return int(uri.removeprefix(URI_PREFIX))
 
 
-def side_by_side(port: int, live: LiveIndex, queries: np.ndarray, uri_of: dict[int, int],
-                 result: Result) -> tuple[list[list[int]], list[list[int]]]:
+def side_by_side(
+    port: int, live: LiveIndex, queries: np.ndarray, uri_of: dict[int, int], result: Result
+) -> tuple[list[list[int]], list[list[int]]]:
     """Each query through gRPC and in-process, alternately; returns both id lists."""
     import faiss
-
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     # The server searches with ASSETSEARCH_SEARCH_THREADS FAISS threads per request: so
     # does the in-process side (OpenMP's count is per calling thread).
@@ -235,9 +247,10 @@ def side_by_side(port: int, live: LiveIndex, queries: np.ndarray, uri_of: dict[i
     return via_server[WARMUP:], local[WARMUP:]
 
 
-def _client_loop(port: int, queries: np.ndarray, start_at: float, seconds: float,
-                 out: mp.Queue) -> None:
-    from service.client import SearchClient
+def _client_loop(
+    port: int, queries: np.ndarray, start_at: float, seconds: float, out: mp.Queue
+) -> None:
+    from assetsearch_client import SearchClient
 
     done = 0
     with SearchClient(f"127.0.0.1:{port}") as client:
@@ -256,8 +269,10 @@ def throughput(port: int, queries: np.ndarray, clients: int, seconds: float) -> 
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     start_at = time.time() + 5.0  # time for every client to start and connect
-    procs = [ctx.Process(target=_client_loop, args=(port, queries, start_at, seconds, out))
-             for _ in range(clients)]
+    procs = [
+        ctx.Process(target=_client_loop, args=(port, queries, start_at, seconds, out))
+        for _ in range(clients)
+    ]
     for p in procs:
         p.start()
     total = sum(out.get(timeout=seconds + 120) for _ in procs)
@@ -297,8 +312,11 @@ def measure(count: int, args: argparse.Namespace, workdir: Path) -> Result:
 
     proc, port, result.start_snapshot_s = start_server(data_dir, url, args.threads)
     result.rss_per_asset = (rss_bytes(proc.pid) - baseline) / count
-    print(f"[{count}] server up from snapshot in {result.start_snapshot_s:.1f} s, "
-          f"{result.rss_per_asset:.0f} B RSS per asset", flush=True)
+    print(
+        f"[{count}] server up from snapshot in {result.start_snapshot_s:.1f} s, "
+        f"{result.rss_per_asset:.0f} B RSS per asset",
+        flush=True,
+    )
     try:
         collection = catalog.collection(COLLECTION)
         live = LiveIndex(catalog, collection, data_dir / "snapshots")
@@ -308,8 +326,11 @@ def measure(count: int, args: argparse.Namespace, workdir: Path) -> Result:
         via_server, local = side_by_side(port, live, queries, uri_of, result)
         result.recall_server = recall(via_server, truth)
         result.recall_local = recall(local, truth)
-        print(f"[{count}] {result.index_kind} from {source}: recall@10 server "
-              f"{result.recall_server:.3f}, in-process {result.recall_local:.3f}", flush=True)
+        print(
+            f"[{count}] {result.index_kind} from {source}: recall@10 server "
+            f"{result.recall_server:.3f}, in-process {result.recall_local:.3f}",
+            flush=True,
+        )
         result.qps = throughput(port, queries, args.clients, args.seconds)
         print(f"[{count}] {result.qps:.0f} QPS with {args.clients} clients", flush=True)
     finally:
@@ -346,7 +367,7 @@ def uri_map(catalog: Catalog, live: LiveIndex) -> dict[int, int]:
     ids = live.generation.index.ids().tolist()
     out: dict[int, int] = {}
     for start in range(0, len(ids), 50_000):
-        joined = catalog.hits_for_embeddings(ids[start:start + 50_000])
+        joined = catalog.hits_for_embeddings(ids[start : start + 50_000])
         out.update({e: external_row(rec.uri) for e, (rec, _, _) in joined.items()})
     return out
 
@@ -368,25 +389,41 @@ def table(results: list[Result]) -> str:
     row("index served", [r.index_kind for r in results])
     row("recall@10 through the server", [f"{r.recall_server:.3f}" for r in results], "≥ 0.95")
     row("recall@10 in-process", [f"{r.recall_local:.3f}" for r in results])
-    row("vector query p50 / p99, gRPC round trip (ms)",
-        [f"{p(r.grpc_ms, 50):.2f} / {p(r.grpc_ms, 99):.2f}" for r in results])
-    row("same search in-process p50 / p99 (ms)",
-        [f"{p(r.local_ms, 50):.2f} / {p(r.local_ms, 99):.2f}" for r in results])
-    row("**server p50 − in-process p50 (ms)**",
-        [f"**{p(r.grpc_ms, 50) - p(r.local_ms, 50):.2f}**" for r in results], "≤ 1 ms")
-    row("server p50 / in-process p50",
-        [f"{p(r.grpc_ms, 50) / p(r.local_ms, 50):.2f}" for r in results])
+    row(
+        "vector query p50 / p99, gRPC round trip (ms)",
+        [f"{p(r.grpc_ms, 50):.2f} / {p(r.grpc_ms, 99):.2f}" for r in results],
+    )
+    row(
+        "same search in-process p50 / p99 (ms)",
+        [f"{p(r.local_ms, 50):.2f} / {p(r.local_ms, 99):.2f}" for r in results],
+    )
+    row(
+        "**server p50 − in-process p50 (ms)**",
+        [f"**{p(r.grpc_ms, 50) - p(r.local_ms, 50):.2f}**" for r in results],
+        "≤ 1 ms",
+    )
+    row(
+        "server p50 / in-process p50",
+        [f"{p(r.grpc_ms, 50) / p(r.local_ms, 50):.2f}" for r in results],
+    )
     row("server-side took_ms p50", [f"{p(r.took_ms, 50):.2f}" for r in results])
     row("QPS, 8 concurrent client processes", [f"{r.qps:.0f}" for r in results])
     row("server RSS per asset (bytes)", [f"{r.rss_per_asset:.0f}" for r in results])
     row("import into SQLite (s)", [f"{r.import_s:.1f}" for r in results])
     row("server start to SERVING, from SQL alone (s)", [f"{r.start_sql_s:.1f}" for r in results])
-    row("… then the policy's index built in the background (s)",
-        [f"{r.build_s:.1f}" for r in results])
-    row("**server start to SERVING, from a snapshot (s)**",
-        [f"**{r.start_snapshot_s:.1f}**" for r in results], "≤ 30 s at 1M")
-    row("index load in-process, from SQL / from a snapshot (s)",
-        [f"{r.load_sql_s:.1f} / {r.load_snapshot_s:.1f}" for r in results])
+    row(
+        "… then the policy's index built in the background (s)",
+        [f"{r.build_s:.1f}" for r in results],
+    )
+    row(
+        "**server start to SERVING, from a snapshot (s)**",
+        [f"**{r.start_snapshot_s:.1f}**" for r in results],
+        "≤ 30 s at 1M",
+    )
+    row(
+        "index load in-process, from SQL / from a snapshot (s)",
+        [f"{r.load_sql_s:.1f} / {r.load_snapshot_s:.1f}" for r in results],
+    )
     return "\n".join(rows)
 
 
@@ -415,22 +452,37 @@ def section(results: list[Result], args: argparse.Namespace, command: str) -> st
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000",
-                        help="comma-separated collection sizes (default %(default)s)")
+    parser.add_argument(
+        "--sizes", default="100000", help="comma-separated collection sizes (default %(default)s)"
+    )
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--clusters", type=int, default=1000)
-    parser.add_argument("--queries", type=int, default=500,
-                        help="timed vector queries per size (default %(default)s)")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=500,
+        help="timed vector queries per size (default %(default)s)",
+    )
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="length of the throughput run (default %(default)s)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="length of the throughput run (default %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="FAISS threads in the server, as ASSETSEARCH_THREADS")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where catalogs and snapshots go (default: a temp dir)")
-    parser.add_argument("--write", action="store_true",
-                        help=f'replace the "## {SECTION}" section of BENCHMARKS.md')
+    parser.add_argument(
+        "--threads", type=int, default=0, help="FAISS threads in the server, as ASSETSEARCH_THREADS"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where catalogs and snapshots go (default: a temp dir)",
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f'replace the "## {SECTION}" section of BENCHMARKS.md'
+    )
     return parser.parse_args(argv)
 
 

@@ -9,12 +9,13 @@ import sys
 import threading
 from pathlib import Path
 
+from assetsearch_client import SearchClient
+
 from indexer.metadata import load_metadata
 from indexer.pipeline import Indexer
 from latent.catalog import Catalog
-from latent.encoders import EncoderCache
+from latent.models.encoders import EncoderCache
 from latent.settings import Settings
-from service.client import SearchClient
 from service.server import AssetSearchServer
 
 # Both are in the default library (400 images, seed 2026): it holds four small red diamonds
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.apply_threads()
 
     if not (args.library / "labels.jsonl").exists():
-        from latent.demo_world import generate_library
+        from latent.demo.world import generate_library
 
         print(f"writing {args.count} demo images to {args.library} ...", flush=True)
         generate_library(args.library, count=args.count, seed=args.seed)

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
 from latent.errors import AssetSearchError
@@ -54,7 +53,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     from indexer.metadata import load_metadata
     from indexer.pipeline import Indexer
-    from latent.encoders import load_encoder
+    from latent.models.encoders import load_encoder
 
     settings = _settings(args)
     catalog = _catalog(settings)
@@ -141,8 +140,9 @@ def _hit_dict(rank: int, hit: Any) -> dict[str, Any]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search a running server and print the hits."""
-    from latent.algebra import terms_from_expression
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
+
+    from latent.query.expressions import terms_from_expression
 
     settings = _settings(args)
     query: dict[str, Any] = {}
@@ -226,11 +226,12 @@ def _print_search_end(response: Any, shown: int, as_json: bool) -> None:
 
 def _filter_arg(texts: list[str] | None) -> Any:
     """The --filter flags (all must hold) as one Filter; None when none is given."""
-    from latent.filters import combine, parse_filter
+    from latent.query.filters import combine, parse_filter
+    from service.convert import filter_message
 
     if not texts:
         return None
-    return combine([parse_filter(t, _absolute) for t in texts])
+    return filter_message(combine([parse_filter(t, _absolute) for t in texts]))
 
 
 def _absolute(path: str) -> str:
@@ -269,7 +270,7 @@ def _read_image(path: str) -> bytes:
 
 def _query_arg(text: str) -> list[Any]:
     """Terms of an expression argument; image:PATH files are read here, on the client."""
-    from latent.algebra import terms_from_expression
+    from latent.query.expressions import terms_from_expression
 
     return terms_from_expression(text, _read_image)
 
@@ -289,7 +290,7 @@ def _print_steps(steps: Any, as_json: bool) -> None:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     """Stream the hits along a path between two queries."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     settings = _settings(args)
     with SearchClient(settings.server) as client:
@@ -309,7 +310,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_traverse(args: argparse.Namespace) -> int:
     """Stream the hits along origin + t * direction."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     settings = _settings(args)
     given = sum(x is not None for x in (args.direction, args.texts, args.pc))
@@ -338,7 +339,7 @@ def cmd_traverse(args: argparse.Namespace) -> int:
 
 def cmd_variations(args: argparse.Namespace) -> int:
     """Print assets a small, distinct move away from a seed asset or query."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     settings = _settings(args)
     seed: Any = int(args.seed) if args.seed.isdigit() else _query_arg(args.seed)
@@ -369,13 +370,13 @@ def cmd_variations(args: argparse.Namespace) -> int:
 
 def _example(text: str) -> Any:
     """A direction example: asset:ID, image:PATH, or a plain text."""
-    from latent.algebra import Term
+    from assetsearch_client import terms
 
     if text.startswith("asset:") and text[6:].isdigit():
-        return Term("asset", asset_id=int(text[6:]))
+        return terms.Asset(int(text[6:]))
     if text.startswith("image:"):
-        return Term("image", image=_read_image(text[6:]))
-    return Term("text", text=text)
+        return terms.Image(_read_image(text[6:]))
+    return terms.Text(text)
 
 
 def _direction_dict(d: Any) -> dict[str, Any]:
@@ -391,7 +392,7 @@ def _direction_dict(d: Any) -> dict[str, Any]:
 
 def cmd_direction(args: argparse.Namespace) -> int:
     """Create, list, show or delete named directions."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     settings = _settings(args)
     collection = args.collection or ""
@@ -440,9 +441,9 @@ def cmd_map(args: argparse.Namespace) -> int:
     from urllib.parse import unquote, urlparse
 
     import numpy as np
+    from assetsearch_client import SearchClient
 
-    from latent.projection import MapText, render_html, render_png, thumbnail_data_uri
-    from service.client import SearchClient
+    from latent.query.projection import MapText, render_html, render_png, thumbnail_data_uri
 
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".png"):
@@ -528,7 +529,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_collection(args: argparse.Namespace) -> int:
     """Set or clear a collection's index override (the servers rebuild in the background)."""
-    from latent.index_policy import IndexSpec
+    from latent.index.policy import IndexSpec
 
     if args.clear == bool(args.type):
         raise ValueError("give --type KIND (with its parameters) or --clear")
@@ -568,7 +569,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_demo_library(args: argparse.Namespace) -> int:
     """Write the procedural demo library."""
-    from latent.demo_world import generate_library
+    from latent.demo.world import generate_library
 
     written = generate_library(Path(args.dir), count=args.count, seed=args.seed, videos=args.videos)
     print(f"wrote {written} files to {args.dir}")
@@ -858,11 +859,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except AssetSearchError as exc:
+        if exc.from_server:
+            print(f"error: {exc.status.name}: {exc}", file=sys.stderr)
+            return 1
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except grpc.RpcError as exc:
-        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
-        return 1
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

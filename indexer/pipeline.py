@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from indexer.scan import ScannedFile, resolve_root, root_prefix, scan
 from latent.catalog import AssetWrite, Catalog, CollectionInfo, FileState
-from latent.encoders import Encoder
 from latent.errors import FailedPrecondition
-from latent.media import DecodedImage, DecodeError, decode_image_file
+from latent.media.images import DecodedImage, DecodeError, decode_image_file
+from latent.models.encoders import Encoder
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latent.errors import InvalidArgument, NotFound
-from latent.media import media_type_for
+from latent.media.images import media_type_for
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import numpy as np
 
 from indexer.metadata import json_lines
 from latent.catalog import Catalog
+from latent.catalog.external import ImportCounts, check_ids, import_collection, row_norms
 from latent.errors import InvalidArgument
-from latent.external import ImportCounts, check_ids, import_collection, row_norms
 
 CHUNK_ROWS = 20_000
 

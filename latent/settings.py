@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import ByteSize, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from latent.index_policy import FLAT_THRESHOLD, KINDS, IndexPolicy, IndexSpec
+from latent.index.policy import FLAT_THRESHOLD, KINDS, IndexPolicy, IndexSpec
 
 DEFAULT_MODEL = "builtin:demo"
 DEFAULT_COLLECTION = "default"

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from latent.schema import Base
+from latent.catalog.schema import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

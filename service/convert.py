@@ -1,4 +1,7 @@
-"""Conversions between catalog records and protobuf messages."""
+"""Conversions between domain types (records, terms, filters) and protobuf messages.
+
+Importing this module loads no SQL, FAISS or torch: the CLI converts filters with it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from google.protobuf import struct_pb2, timestamp_pb2
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
+from assetsearch_client.client import struct
+from google.protobuf import timestamp_pb2
 
-from latent.algebra import Term
-from latent.catalog import AssetRecord, CollectionInfo, DirectionRecord
 from latent.errors import InvalidArgument
-from latent.filters import Filter, MetadataCondition, MetadataOp, Scalar, SizeRange, TimeRange
-from latent.layers import LayeredIndex
-from service._pb.assetsearch.v1 import search_pb2 as pb
+from latent.query.filters import Filter, MetadataCondition, MetadataOp, Scalar, SizeRange, TimeRange
+from latent.query.terms import Asset, Direction, Image, Term, Text, Vector
 
 if TYPE_CHECKING:
+    from latent.catalog import AssetRecord, CollectionInfo, DirectionRecord
+    from latent.index.layers import LayeredIndex
     from service.queries import Found
 
 STATES = {"indexed": pb.Asset.INDEXED, "failed": pb.Asset.FAILED, "deleted": pb.Asset.DELETED}
@@ -37,13 +41,6 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp:
     if value is not None:
         ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
     return ts
-
-
-def struct(values: dict[str, Any]) -> struct_pb2.Struct:
-    """A protobuf Struct from a JSON-like dict."""
-    out = struct_pb2.Struct()
-    out.update(values or {})
-    return out
 
 
 def asset_message(a: AssetRecord) -> pb.Asset:
@@ -139,34 +136,37 @@ def term_from_message(query: pb.QueryTerm) -> Term:
     Raises:
         InvalidArgument: no term kind is set.
     """
-    kind = query.WhichOneof("kind")
     weight = query.weight if query.HasField("weight") else 1.0
-    if kind == "text":
-        return Term("text", text=query.text, weight=weight)
-    if kind == "image":
-        return Term("image", image=query.image, weight=weight)
-    if kind == "asset_id":
-        return Term("asset", asset_id=query.asset_id, weight=weight)
-    if kind == "vector":
-        return Term("vector", vector=tuple(query.vector.values), weight=weight)
-    if kind == "direction":
-        return Term("direction", direction=query.direction, weight=weight)
+    match query.WhichOneof("kind"):
+        case "text":
+            return Text(query.text, weight)
+        case "image":
+            return Image(query.image, weight)
+        case "asset_id":
+            return Asset(query.asset_id, weight)
+        case "vector":
+            return Vector(tuple(query.vector.values), weight)
+        case "direction":
+            return Direction(query.direction, weight)
     raise InvalidArgument(
         "query term is empty: set one of text, image, asset_id, vector or direction"
     )
 
 
-def term_message(term: Term) -> pb.QueryTerm:
-    """The QueryTerm message of a term."""
-    if term.kind == "text":
-        return pb.QueryTerm(text=term.text, weight=term.weight)
-    if term.kind == "image":
-        return pb.QueryTerm(image=term.image, weight=term.weight)
-    if term.kind == "asset":
-        return pb.QueryTerm(asset_id=term.asset_id, weight=term.weight)
-    if term.kind == "direction":
-        return pb.QueryTerm(direction=term.direction, weight=term.weight)
-    return pb.QueryTerm(vector=pb.Vector(values=list(term.vector)), weight=term.weight)
+def example_from_message(example: pb.DirectionExample) -> Term:
+    """A direction example (text, image or asset) as a term.
+
+    Raises:
+        InvalidArgument: no kind is set.
+    """
+    match example.WhichOneof("kind"):
+        case "text":
+            return Text(example.text)
+        case "image":
+            return Image(example.image)
+        case "asset_id":
+            return Asset(example.asset_id)
+    raise InvalidArgument("a direction example is empty: set text, image or asset_id")
 
 
 def filter_from_message(message: pb.Filter) -> Filter | None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 from google.protobuf import json_format
 
 from latent.catalog import Catalog
+from latent.catalog.external import check_batch, import_collection
 from latent.errors import InvalidArgument
-from latent.external import check_batch, import_collection
-from service._pb.assetsearch.v1 import search_pb2 as pb
 
 MAX_BATCH_ROWS = 10_000
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from latent.catalog import Catalog
 from latent.errors import NotFound, Unavailable
-from latent.index_policy import IndexPolicy
-from latent.live import LiveIndex
+from latent.index.live import LiveIndex
+from latent.index.policy import IndexPolicy
 from service.hits import HitCache
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class IndexRegistry:
             live = self._indexes.get(info.name)
             if live is None:
                 self._load(
-                    LiveIndex(
-                        self.catalog, info, self.snapshot_dir, self.policy, self.hits.evict
-                    )
+                    LiveIndex(self.catalog, info, self.snapshot_dir, self.policy, self.hits.evict)
                 )
                 continue
             live.refresh()

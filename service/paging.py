@@ -15,8 +15,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
+
 from latent.errors import InvalidArgument
-from service._pb.assetsearch.v1 import search_pb2 as pb
 
 VERSION = 1
 MAX_TOKEN_CHARS = 512

@@ -7,18 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 
-from latent import navigation
-from latent.algebra import Term, compose, embed_term, needs_encoder, terms_from_expression
 from latent.catalog import AssetRecord, Catalog, CollectionInfo
-from latent.encoders import Encoder, EncoderCache
+from latent.catalog.external import is_external_model
 from latent.errors import FailedPrecondition, InvalidArgument, ModelUnavailable
-from latent.expressions import MAX_TERMS
-from latent.external import is_external_model
-from latent.filters import Filter
-from latent.live import Generation, LiveIndex
+from latent.index.live import Generation, LiveIndex
+from latent.models.encoders import Encoder, EncoderCache
+from latent.query import navigation
+from latent.query.algebra import compose, embed_term, needs_encoder
+from latent.query.expressions import MAX_TERMS, terms_from_expression
+from latent.query.filters import Filter
+from latent.query.terms import Term
 from latent.settings import Settings
-from service._pb.assetsearch.v1 import search_pb2 as pb
 from service.convert import term_from_message
 from service.hits import Joined
 from service.indexes import IndexRegistry
@@ -31,7 +32,6 @@ MAX_CANDIDATES = 2000
 PREFILTER_MIN = 1000
 PREFILTER_BALANCE = 4.0
 MAX_GROWTH = 64  # an over-fetch grows by at most this factor per round
-
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,15 @@ from concurrent import futures
 
 import faiss
 import grpc
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
+from assetsearch_client._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from latent.catalog import Catalog
-from latent.encoders import EncoderCache
 from latent.errors import AssetSearchError
+from latent.models.encoders import EncoderCache
 from latent.settings import Settings
-from service._pb.assetsearch.v1 import search_pb2 as pb
-from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 from service.indexes import IndexRegistry
 from service.interceptors import ErrorInterceptor
 from service.servicer import SearchServicer

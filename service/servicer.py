@@ -10,22 +10,23 @@ from typing import Any
 
 import grpc
 import numpy as np
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
+from assetsearch_client._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 
-from latent import navigation
-from latent.algebra import Term
 from latent.catalog import Catalog, DirectionRecord
-from latent.encoders import EncoderCache
 from latent.errors import InvalidArgument
-from latent.live import Generation, LiveIndex
-from latent.projection import Projection
+from latent.index.live import Generation, LiveIndex
+from latent.models.encoders import EncoderCache
+from latent.query import navigation
+from latent.query.projection import Projection
+from latent.query.terms import Asset, Term, Text, describe
 from latent.settings import Settings
 from service import paging
-from service._pb.assetsearch.v1 import search_pb2 as pb
-from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 from service.convert import (
     asset_message,
     collection_message,
     direction_message,
+    example_from_message,
     filter_from_message,
     hit_message,
 )
@@ -186,7 +187,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         diversity = request.diversity if request.HasField("diversity") else VARIATION_DIVERSITY
         navigation.check_band(radius, min_distance, diversity)
         generation = live.generation
-        own = frozenset(t.asset_id for t in seed.terms if t.kind == "asset")
+        own = frozenset(t.asset_id for t in seed.terms if isinstance(t, Asset))
         found = _one_per_asset(
             self.engine.nearest(generation, seed.vector, VARIATION_POOL, exclude=own)
         )
@@ -219,10 +220,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if kind == "named":
             return self.catalog.direction(live.collection, request.named).vector
         if kind == "texts":
-            pair = [
-                Term("text", text=request.texts.source),
-                Term("text", text=request.texts.target),
-            ]
+            pair: list[Term] = [Text(request.texts.source), Text(request.texts.target)]
             composed = self.engine.compose(live, pair)
             return composed.term_vectors[1] - composed.term_vectors[0]
         if kind == "principal_component":
@@ -290,17 +288,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         return direction_message(saved, self.catalog.directions(live.collection))
 
     def _examples(self, live: LiveIndex, examples: list[pb.DirectionExample]) -> list[np.ndarray]:
-        terms = []
-        for e in examples:
-            kind = e.WhichOneof("kind")
-            if kind == "text":
-                terms.append(Term("text", text=e.text))
-            elif kind == "image":
-                terms.append(Term("image", image=e.image))
-            elif kind == "asset_id":
-                terms.append(Term("asset", asset_id=e.asset_id))
-            else:
-                raise InvalidArgument("a direction example is empty: set text, image or asset_id")
+        terms: list[Term] = [example_from_message(e) for e in examples]
         return self.engine.compose(live, terms).term_vectors if terms else []
 
     def ListDirections(
@@ -445,7 +433,7 @@ def _explanation(
     composed: Composed, vector: np.ndarray, density: navigation.DensityReport | None, snapped: bool
 ) -> pb.Explanation:
     out = pb.Explanation(
-        query_vector=pb.Vector(values=vector.tolist()), terms=[t.describe() for t in composed.terms]
+        query_vector=pb.Vector(values=vector.tolist()), terms=[describe(t) for t in composed.terms]
     )
     if density is not None:
         out.density.CopyFrom(

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy.engine import make_url
 
 from latent.catalog import Catalog
-from latent.encoders import Encoder, load_encoder
+from latent.models.encoders import Encoder, load_encoder
 from latent.settings import Settings
 
 TINY_MODEL = f"local-dir:{Path(__file__).parent / 'assets' / 'tiny-clip'}"
@@ -117,7 +117,7 @@ def library(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(settings: Settings, encoder: Encoder) -> Iterator:
     """The real gRPC server on a free port, over the test catalog, with the tiny model."""
-    from latent.encoders import EncoderCache
+    from latent.models.encoders import EncoderCache
     from service.server import AssetSearchServer
 
     encoders = EncoderCache()
@@ -132,7 +132,7 @@ def server(settings: Settings, encoder: Encoder) -> Iterator:
 @pytest.fixture
 def client(server) -> Iterator:
     """A client of the test server."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     with SearchClient(f"127.0.0.1:{server.port}") as c:
         yield c

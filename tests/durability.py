@@ -24,15 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import grpc
 import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
 from latent.catalog import Catalog, decode_vectors, make_engine
-from latent.encoders import Encoder
-from latent.media import decode_image_bytes
-from latent.schema import Asset, Change, Collection, Embedding
+from latent.catalog.schema import Asset, Change, Collection, Embedding
+from latent.media.images import decode_image_bytes
+from latent.models.encoders import Encoder
 from tests.conftest import TINY_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -490,7 +489,7 @@ def check_own_first(cat: CatalogState, lib: Library, encoder: Encoder) -> None:
 
 def check_live_index(url: str, data_dir: Path, cat: CatalogState) -> str:
     """A freshly loaded index (snapshot + replay, as the server starts) holds the catalog's ids."""
-    from latent.live import LiveIndex
+    from latent.index.live import LiveIndex
 
     catalog = Catalog(url)
     try:
@@ -522,7 +521,7 @@ def _unit(rng: random.Random, dim: int) -> np.ndarray:
 
 def wait_caught_up(address: str, head: int, dim: int) -> None:
     """Wait until the server's generation reflects change-log entry ``head``."""
-    from service.client import SearchClient
+    from assetsearch_client import NotFound, SearchClient, Unavailable
 
     deadline = time.monotonic() + LIVENESS_S
     with SearchClient(address) as client:
@@ -532,9 +531,8 @@ def wait_caught_up(address: str, head: int, dim: int) -> None:
                 if seq >= head:
                     assert seq == head, f"server at seq {seq}, catalog head is {head}"
                     return
-            except grpc.RpcError as exc:
-                if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
-                    raise
+            except (Unavailable, NotFound):
+                pass
             assert time.monotonic() < deadline, f"server at {address} stuck before seq {head}"
             time.sleep(0.05)
 
@@ -544,15 +542,13 @@ def generation_matches_log(address: str, url: str, dim: int) -> tuple[int, int] 
 
     Returns (seq, size), or None when the collection is not served yet.
     """
-    from service.client import SearchClient
+    from assetsearch_client import NotFound, SearchClient, Unavailable
 
     with SearchClient(address, timeout=30) as client:
         try:
             response = client.search(vector=np.ones(dim, np.float32), top_k=1)
-        except grpc.RpcError as exc:
-            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND):
-                return None
-            raise
+        except (Unavailable, NotFound):
+            return None
     live = live_ids_at(read_catalog(url, vectors=False).changes, response.index_seq)
     assert response.index_size == len(live), (
         f"generation at seq {response.index_seq} holds {response.index_size} vectors, "
@@ -569,7 +565,7 @@ def check_server(
     sample: int = 60,
 ) -> None:
     """A server answers from exactly the catalog: no phantom, missing, duplicate or stale hit."""
-    from service.client import SearchClient
+    from assetsearch_client import SearchClient
 
     wait_caught_up(address, cat.head, cat.dim)
     by_id = {a.id: uri for uri, a in cat.assets.items()}

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from latent.encoders import Encoder
-from latent.schema import Change
+from latent.catalog.schema import Change
+from latent.models.encoders import Encoder
 from tests.durability import (
     FULL,
     CatalogState,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from latent.demo_world import COLORS, DemoObject, Scene, render_scene, sample_scene
+from latent.demo.world import COLORS, DemoObject, Scene, render_scene, sample_scene
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "latent" / "models" / "demo"
 WEIGHTS = MODEL_DIR / "open_clip_model.safetensors"
@@ -140,15 +140,22 @@ def test_colour_arithmetic_moves_to_the_other_colour(demo, small_library) -> Non
 
 
 def test_held_out_phrasings_never_appear_in_training_captions() -> None:
-    from latent.demo_train import captions
-    from latent.demo_train.train import TrainConfig, build_pool
+    from latent.demo.train import captions
+    from latent.demo.train.train import TrainConfig, build_pool
 
     frames = {f.split("{np}")[0].strip() for f in captions.HELD_OUT_FRAMES}
     assert not frames & {f.split("{np}")[0].strip() for f in captions.FRAMES}
-    held_words = {w for table in (captions.HELD_OUT_COLOR_WORDS, captions.HELD_OUT_SHAPE_WORDS,
-                                  captions.HELD_OUT_POSITION_WORDS,
-                                  captions.HELD_OUT_BACKGROUND_WORDS)
-                  for words in table.values() for w in words}
+    held_words = {
+        w
+        for table in (
+            captions.HELD_OUT_COLOR_WORDS,
+            captions.HELD_OUT_SHAPE_WORDS,
+            captions.HELD_OUT_POSITION_WORDS,
+            captions.HELD_OUT_BACKGROUND_WORDS,
+        )
+        for words in table.values()
+        for w in words
+    }
     for example in build_pool(TrainConfig(pool_pairs=300)):
         assert not any(example.text.startswith(f) for f in frames if f), example.text
         assert not any(w in example.text for w in held_words), example.text
@@ -156,7 +163,7 @@ def test_held_out_phrasings_never_appear_in_training_captions() -> None:
 
 @pytest.mark.slow
 def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
-    from latent.demo_train.train import TrainConfig, train
+    from latent.demo.train.train import TrainConfig, train
 
     cfg = TrainConfig(steps=2, pool_pairs=40, pairs_per_batch=16, warmup=1)
     first = train(cfg, tmp_path / "a", log=lambda _: None)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from latent.demo_train import artifact
-from latent.demo_train.captions import Query
-from latent.demo_train.train import (
+from latent.demo.train import artifact
+from latent.demo.train.captions import Query
+from latent.demo.train.train import (
     AttributeProbe,
     Batches,
     Example,
@@ -33,7 +33,7 @@ from latent.demo_train.train import (
     same_kind_matrix,
     trained_scenes,
 )
-from latent.demo_world import COLORS, SHAPES, DemoObject, Scene, render_scene
+from latent.demo.world import COLORS, SHAPES, DemoObject, Scene, render_scene
 
 
 def test_vectorised_match_agrees_with_query_matches() -> None:
@@ -51,16 +51,22 @@ def _example(scene: Scene, query: Query) -> Example:
 
 
 def test_match_needs_every_named_object_and_the_backdrop() -> None:
-    scene = Scene("grass", (DemoObject("star", "red", "small", "top left"),
-                            DemoObject("ring", "blue", "medium", "center")))
+    scene = Scene(
+        "grass",
+        (
+            DemoObject("star", "red", "small", "top left"),
+            DemoObject("ring", "blue", "medium", "center"),
+        ),
+    )
     queries = [
-        Query((("star", "red", None, None),)),                       # yes
-        Query((("star", "blue", None, None),)),                      # colour of the other one
+        Query((("star", "red", None, None),)),  # yes
+        Query((("star", "blue", None, None),)),  # colour of the other one
         Query((("ring", None, None, "center"), ("star", None, None, None)), "grass"),  # yes
-        Query((("ring", None, None, None),), "sand"),                # wrong backdrop
-        Query((), "grass"),                                          # backdrop only: yes
-        Query((("star", None, "small", "top left"),
-               ("star", None, "small", "top left"))),                # same object twice: yes
+        Query((("ring", None, None, None),), "sand"),  # wrong backdrop
+        Query((), "grass"),  # backdrop only: yes
+        Query(
+            (("star", None, "small", "top left"), ("star", None, "small", "top left"))
+        ),  # same object twice: yes
     ]
     pool = [_example(scene, q) for q in queries]
     got = match_matrix(encode_labels(pool), np.array([0]), np.arange(len(pool)))[0]
@@ -97,8 +103,13 @@ def test_queued_images_join_the_rankings_of_the_own_captions_only() -> None:
     queued_logits = torch.tensor([[4.0, -1.0], [2.0, 3.0]])  # 2 queued images x 2 own captions
     queued_match = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     got = multi_positive_loss(logits, match, queued_logits, queued_match)
-    image_side = -(torch.log_softmax(logits, dim=1)[0, [0, 2]].mean()
-                   + torch.log_softmax(logits, dim=1)[1, 1]) / 2
+    image_side = (
+        -(
+            torch.log_softmax(logits, dim=1)[0, [0, 2]].mean()
+            + torch.log_softmax(logits, dim=1)[1, 1]
+        )
+        / 2
+    )
     first = torch.log_softmax(torch.tensor([5.0, 0.0, 4.0, 2.0]), dim=0)[[0, 2]].mean()
     second = torch.log_softmax(torch.tensor([0.0, 5.0, -1.0, 3.0]), dim=0)[1]
     third = torch.log_softmax(torch.tensor([1.0, 1.0]), dim=0)[0]  # a bank caption: batch only
@@ -118,17 +129,24 @@ def test_the_image_queue_keeps_the_newest_embeddings() -> None:
 def test_images_of_one_shape_and_colour_attract_each_other() -> None:
     def scene(*objects: tuple[str, str]) -> Scene:
         places = ("top left", "center", "bottom right")
-        pairs = zip(objects, places[:len(objects)], strict=True)
-        return Scene("gray", tuple(DemoObject(shape, color, "small", place)
-                                   for (shape, color), place in pairs))
+        pairs = zip(objects, places[: len(objects)], strict=True)
+        return Scene(
+            "gray",
+            tuple(DemoObject(shape, color, "small", place) for (shape, color), place in pairs),
+        )
 
-    scenes = [scene(("star", "red")), scene(("star", "red"), ("ring", "blue")),
-              scene(("star", "blue")), scene(("ring", "blue"))]
+    scenes = [
+        scene(("star", "red")),
+        scene(("star", "red"), ("ring", "blue")),
+        scene(("star", "blue")),
+        scene(("ring", "blue")),
+    ]
     labels = encode_labels([_example(s, Query(())) for s in scenes])
     same = same_kind_matrix(labels, np.arange(4))
     assert same.tolist() == [[0, 1, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0]]
-    close = torch.nn.functional.normalize(torch.tensor(
-        [[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]), dim=-1)
+    close = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]), dim=-1
+    )
     apart = close[[0, 2, 1, 3]]
     assert image_kind_loss(close, same) < image_kind_loss(apart, same)
 
@@ -155,8 +173,8 @@ def test_a_batch_scores_each_image_against_every_caption_of_its_scene() -> None:
         own = [t for t in texts if t % 80 == image]
         assert len(own) >= 3
         assert all(pool[t].scene == pool[image].scene for t in own)
-    assert len({pool[t].text for t in texts[:3 * len(images)]}) > len(images)
-    match = match_matrix(encode_labels(pool), images, texts[:3 * len(images)])
+    assert len({pool[t].text for t in texts[: 3 * len(images)]}) > len(images)
+    match = match_matrix(encode_labels(pool), images, texts[: 3 * len(images)])
     assert (match.reshape(len(images), 3, len(images)).diagonal(dim1=0, dim2=2) == 1).all()
 
 
@@ -171,9 +189,16 @@ def test_a_step_keeps_the_temperature_under_its_cap() -> None:
     preprocess = artifact.transform(cfg.image_size)
     with torch.no_grad():
         model.logit_scale.fill_(np.log(2 * cfg.max_logit_scale))
-    _train_step(model, probe, encode_labels(pool), feats, feats.std(dim=0),
-                Batches(pool, preprocess, cfg)[0],
-                _optimizer(torch.nn.ModuleList([model, probe]), cfg), cfg)
+    _train_step(
+        model,
+        probe,
+        encode_labels(pool),
+        feats,
+        feats.std(dim=0),
+        Batches(pool, preprocess, cfg)[0],
+        _optimizer(torch.nn.ModuleList([model, probe]), cfg),
+        cfg,
+    )
     assert model.logit_scale.exp().item() <= cfg.max_logit_scale * (1 + 1e-6)
 
 
@@ -188,8 +213,7 @@ def test_prerendered_pixels_decode_to_what_the_preprocess_made() -> None:
 
 
 def test_batches_draw_one_of_each_scene_s_prerendered_variants() -> None:
-    cfg = TrainConfig(pool_pairs=200, pairs_per_batch=4, bank=16, steps=2, prerender=2,
-                      threads=1)
+    cfg = TrainConfig(pool_pairs=200, pairs_per_batch=4, bank=16, steps=2, prerender=2, threads=1)
     pool = build_pool(cfg)
     preprocess = artifact.transform(cfg.image_size)
     renders = prerender(pool, preprocess, cfg)
@@ -209,8 +233,10 @@ def test_batches_draw_one_of_each_scene_s_prerendered_variants() -> None:
         for render in renders[image].float():
             unclipped = (got < 255) & (render >= 20)  # rounding moves a dark pixel further
             factor = got.float()[unclipped] / render[unclipped]
-            fits.append(bool((factor - factor.median()).abs().max() < 0.1)
-                        and 0.89 < float(factor.median()) < 1.11)
+            fits.append(
+                bool((factor - factor.median()).abs().max() < 0.1)
+                and 0.89 < float(factor.median()) < 1.11
+            )
         assert any(fits)
 
 
@@ -223,8 +249,11 @@ def test_a_pair_s_first_captions_differ_only_in_what_the_near_miss_changed() -> 
         assert a.query.matches(a.scene) and b.query.matches(b.scene)
         assert not a.query.matches(b.scene) or not b.query.matches(a.scene)
         assert len(a.query.objects) == len(b.query.objects) == 1
-        fields = [i for i, (x, y) in enumerate(zip(a.query.objects[0], b.query.objects[0],
-                                                   strict=True)) if x != y]
+        fields = [
+            i
+            for i, (x, y) in enumerate(zip(a.query.objects[0], b.query.objects[0], strict=True))
+            if x != y
+        ]
         changed = ["background"] if a.query.background != b.query.background else []
         changed += [("shape", "color", "size", "position")[i] for i in fields]
         assert len(changed) == 1

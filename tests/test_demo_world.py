@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latent import demo_world
-from latent.demo_world import (
+from latent.demo import world as demo_world
+from latent.demo.world import (
     BACKGROUNDS,
     COLORS,
     POSITIONS,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latent.encoders import ModelSpec, load_encoder
 from latent.errors import InvalidArgument, ModelUnavailable
+from latent.models.encoders import ModelSpec, load_encoder
 from tests.conftest import draw_image
 
 

@@ -7,9 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latent.algebra import compose, terms_from_expression
 from latent.errors import InvalidArgument
-from latent.expressions import ExpressionError, ParsedTerm, parse_expression
+from latent.query.algebra import compose
+from latent.query.expressions import (
+    ExpressionError,
+    ParsedTerm,
+    parse_expression,
+    terms_from_expression,
+)
 
 
 @pytest.mark.parametrize(

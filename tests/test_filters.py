@@ -10,13 +10,15 @@ from urllib.parse import unquote, urlparse
 import grpc
 import numpy as np
 import pytest
+from assetsearch_client import SearchClient, terms
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latent.algebra import Term
 from latent.catalog import AssetRecord, AssetWrite, Catalog
+from latent.catalog.where import where_clause
 from latent.errors import InvalidArgument
-from latent.filters import (
+from latent.query.filters import (
     MEDIA_TYPES,
     Filter,
     FilterSyntaxError,
@@ -25,11 +27,9 @@ from latent.filters import (
     TimeRange,
     combine,
     parse_filter,
-    where_clause,
 )
 from service import queries
-from service._pb.assetsearch.v1 import search_pb2 as pb
-from service.client import SearchClient
+from service.convert import filter_message
 
 DAY = 86_400 * 10**9
 JAN_31 = 1_706_659_200 * 10**9  # 2024-01-31T00:00:00Z
@@ -424,7 +424,9 @@ def test_filtered_search_equals_brute_force(
         query = imported[q * 50] + 0.3 * imported[q * 50 + 1]
         oracle = _brute_force(server.catalog, "vec", query, flt)
         for k in (1, 10, 45):
-            hits = client.search(vector=query, collection="vec", top_k=k, filter=flt).hits
+            hits = client.search(
+                vector=query, collection="vec", top_k=k, filter=filter_message(flt)
+            ).hits
             assert_filtered_top_k(hits, oracle, k)
 
 
@@ -435,7 +437,7 @@ def test_top_k_even_when_the_matches_are_the_farthest(
     scores = imported @ query
     far = [int(i) for i in np.argsort(scores)[:12]]  # the 12 least similar rows
     flt = Filter(metadata=(MetadataCondition("name", "in", tuple(f"n{i}" for i in far)),))
-    hits = client.search(vector=query, collection="vec", top_k=10, filter=flt).hits
+    hits = client.search(vector=query, collection="vec", top_k=10, filter=filter_message(flt)).hits
     assert len(hits) == 10
     assert_filtered_top_k(hits, _brute_force(server.catalog, "vec", query, flt), 10)
 
@@ -444,14 +446,21 @@ def test_a_filter_nothing_matches_returns_no_hits(
     client: SearchClient, imported: np.ndarray
 ) -> None:
     flt = parse_filter("meta.group=99")
-    assert list(client.search(vector=imported[0], collection="vec", filter=flt).hits) == []
+    assert (
+        list(client.search(vector=imported[0], collection="vec", filter=filter_message(flt)).hits)
+        == []
+    )
 
 
 def test_walks_respect_the_filter(client: SearchClient, imported: np.ndarray) -> None:
     flt = parse_filter("meta.odd=false")
-    source = [Term("vector", vector=tuple(imported[0].tolist()))]
-    target = [Term("vector", vector=tuple(imported[1].tolist()))]
-    steps = list(client.interpolate(source, target, steps=4, top_k=6, collection="vec", filter=flt))
+    source = [terms.Vector(tuple(imported[0].tolist()))]
+    target = [terms.Vector(tuple(imported[1].tolist()))]
+    steps = list(
+        client.interpolate(
+            source, target, steps=4, top_k=6, collection="vec", filter=filter_message(flt)
+        )
+    )
     assert len(steps) == 4
     for step in steps:
         assert len(step.hits) == 6
@@ -480,7 +489,7 @@ def test_walks_respect_the_filter(client: SearchClient, imported: np.ndarray) ->
 def test_invalid_filter_messages_are_invalid_argument(
     server, imported: np.ndarray, message: pb.Filter, words: str
 ) -> None:
-    from service._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
+    from assetsearch_client._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 
     request = pb.SearchRequest(
         collection="vec",
@@ -504,11 +513,15 @@ def test_path_size_and_media_filters_on_an_indexed_library(
     folder = library / "set1"
     inside = {p.as_uri() for p in folder.rglob("*.*")}
     flt = Filter(path_prefix=str(folder), media_types=("image",))
-    hits = client.search(text="a red circle", top_k=50, filter=flt).hits
+    hits = client.search(text="a red circle", top_k=50, filter=filter_message(flt)).hits
     assert {h.uri for h in hits} == inside and len(inside) == 8
     sizes = sorted(p.stat().st_size for p in library.rglob("*.*"))
     cut = sizes[5]
-    hits = client.search(text="x", top_k=50, filter=Filter(size=SizeRange(None, cut))).hits
+    hits = client.search(
+        text="x", top_k=50, filter=filter_message(Filter(size=SizeRange(None, cut)))
+    ).hits
     assert sorted(_file(h.uri).stat().st_size for h in hits) == [s for s in sizes if s <= cut]
-    none = client.search(text="x", top_k=50, filter=Filter(media_types=("video",))).hits
+    none = client.search(
+        text="x", top_k=50, filter=filter_message(Filter(media_types=("video",)))
+    ).hits
     assert list(none) == []

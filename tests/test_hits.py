@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from assetsearch_client import SearchClient
 
 from latent.catalog import AssetWrite, Catalog
-from service.client import SearchClient
 from service.hits import HitCache
 
 
@@ -20,8 +20,12 @@ def test_metadata_changed_in_the_catalog_reaches_hits_served_from_the_cache(
     catalog: Catalog = server.catalog
     vectors = _vectors(3)
     col = catalog.ensure_collection("meta", "external:test", vectors.shape[1])
-    writes = [AssetWrite(f"vector:{i}", "vector", 0, 0, None, vectors=vectors[i : i + 1],
-                         metadata={"tag": "old"}) for i in range(3)]
+    writes = [
+        AssetWrite(
+            f"vector:{i}", "vector", 0, 0, None, vectors=vectors[i : i + 1], metadata={"tag": "old"}
+        )
+        for i in range(3)
+    ]
     first, *_ = catalog.commit(col, writes)
     server.indexes.sync()
     hits = client.search(vector=vectors[0], collection="meta", top_k=1).hits
@@ -37,8 +41,13 @@ def test_metadata_changed_in_the_catalog_reaches_hits_served_from_the_cache(
 def test_a_read_that_raced_an_eviction_is_not_cached(catalog: Catalog) -> None:
     vectors = _vectors(2, 8)
     col = catalog.ensure_collection("c", "external:test", 8)
-    catalog.commit(col, [AssetWrite(f"vector:{i}", "vector", 0, 0, None,
-                                    vectors=vectors[i : i + 1]) for i in range(2)])
+    catalog.commit(
+        col,
+        [
+            AssetWrite(f"vector:{i}", "vector", 0, 0, None, vectors=vectors[i : i + 1])
+            for i in range(2)
+        ],
+    )
     ids = catalog.changes_since(col, 0).added_ids
     cache = HitCache(catalog)
 
@@ -63,8 +72,13 @@ def test_a_read_that_raced_an_eviction_is_not_cached(catalog: Catalog) -> None:
 def test_capacity_drops_the_oldest_rows(catalog: Catalog) -> None:
     vectors = _vectors(5, 8)
     col = catalog.ensure_collection("c", "external:test", 8)
-    catalog.commit(col, [AssetWrite(f"vector:{i}", "vector", 0, 0, None,
-                                    vectors=vectors[i : i + 1]) for i in range(5)])
+    catalog.commit(
+        col,
+        [
+            AssetWrite(f"vector:{i}", "vector", 0, 0, None, vectors=vectors[i : i + 1])
+            for i in range(5)
+        ],
+    )
     ids = catalog.changes_since(col, 0).added_ids.tolist()
     cache = HitCache(catalog, capacity=3)
     for i in ids:

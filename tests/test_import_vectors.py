@@ -9,12 +9,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from assetsearch_client import AssetSearchError, SearchClient
 
 from indexer.vector_files import import_files
 from latent.catalog import Catalog
+from latent.catalog.external import EXTERNAL_MODEL, import_collection
 from latent.errors import DimensionMismatch, FailedPrecondition, InvalidArgument
-from latent.external import EXTERNAL_MODEL, import_collection
-from service.client import SearchClient
 from tests.test_cli import cli
 
 
@@ -205,16 +205,16 @@ def test_rpc_import_is_searchable_by_vector_and_asset(
 
 
 def test_text_queries_need_a_loadable_model(server, client: SearchClient, ext, encoder) -> None:
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.search(text="a red circle", collection="ext")
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "query it by vector" in err.value.details()
+    assert err.value.status == grpc.StatusCode.FAILED_PRECONDITION
+    assert "query it by vector" in str(err.value)
     client.import_vectors(["x"], _rows(1, 8), collection="bogus", model_spec="local-dir:/nope")
     client.import_vectors(["x"], _rows(1, encoder.dim), collection="real", model_spec=encoder.spec)
     server.indexes.sync()
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.search(text="a red circle", collection="bogus")
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.status == grpc.StatusCode.FAILED_PRECONDITION
     assert client.search(text="a red circle", collection="real").hits[0].uri == "vector:x"
 
 
@@ -231,11 +231,11 @@ def test_rpc_refuses_a_bad_batch_and_writes_nothing(
         ({"ids": [], "vectors": np.zeros((0, 8))}, "no ids"),
         ({"ids": ["a"], "vectors": _rows(1), "model_spec": "other:x"}, "one model"),
     ]:
-        with pytest.raises(grpc.RpcError) as err:
+        with pytest.raises(AssetSearchError) as err:
             client.import_vectors(collection="ext", **kwargs)
-        assert err.value.code() in (
+        assert err.value.status in (
             grpc.StatusCode.INVALID_ARGUMENT,
             grpc.StatusCode.FAILED_PRECONDITION,
         )
-        assert words in err.value.details()
+        assert words in str(err.value)
     assert _state(server.catalog, "ext") == before

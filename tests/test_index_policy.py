@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from latent.errors import InvalidArgument
-from latent.index_policy import (
+from latent.index.policy import (
     IndexPolicy,
     IndexSpec,
     bytes_per_vector,

@@ -14,15 +14,15 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from assetsearch_client import AssetSearchError, SearchClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import inspect
 
 from latent.catalog import AssetWrite, Catalog, CollectionInfo
-from latent.encoders import Encoder, EncoderCache
 from latent.errors import NotFound
-from latent.live import LiveIndex
+from latent.index.live import LiveIndex
+from latent.models.encoders import Encoder, EncoderCache
 from latent.settings import Settings
-from service.client import SearchClient
 from service.server import AssetSearchServer
 
 WAIT = 60.0  # seconds a handshake may take before the test gives up (never a timing check)
@@ -88,9 +88,9 @@ def test_a_truncated_snapshot_is_rebuilt_from_sql_while_health_says_not_serving(
         assert "checksum does not match" in caplog.text
         assert _health(port) == NOT_SERVING
         with SearchClient(f"127.0.0.1:{port}") as client:
-            with pytest.raises(grpc.RpcError) as err:
+            with pytest.raises(AssetSearchError) as err:
                 client.search(vector=vectors[3], top_k=3)
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert err.value.status == grpc.StatusCode.UNAVAILABLE
             gated.go_on.set()
             deadline = time.monotonic() + WAIT
             while _health(port) != SERVING:

@@ -12,8 +12,8 @@ from PIL import Image
 
 from indexer.pipeline import Indexer, Summary
 from latent.catalog import Catalog
-from latent.encoders import Encoder
 from latent.errors import FailedPrecondition, NotFound
+from latent.models.encoders import Encoder
 from tests.conftest import draw_image, write_library
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from latent.errors import DimensionMismatch, InvalidArgument
-from latent.navigation import (
+from latent.query.navigation import (
     DensityReport,
     collapse_near_duplicates,
     cosine_matrix,
@@ -168,7 +168,7 @@ def test_pca_sign_is_deterministic():
 
 
 def test_pca_samples_large_inputs(monkeypatch):
-    monkeypatch.setattr("latent.navigation.PCA_SAMPLE_ROWS", 500)
+    monkeypatch.setattr("latent.query.navigation.PCA_SAMPLE_ROWS", 500)
     data = clustered(3, 1000)
     first, second = principal_components(data, 2), principal_components(data, 2)
     assert np.array_equal(first, second)

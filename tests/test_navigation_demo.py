@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from assetsearch_client import SearchClient, terms
 
 from indexer.pipeline import Indexer
-from latent.algebra import Term, terms_from_expression
 from latent.catalog import Catalog
-from latent.demo_world import DemoObject, Scene, render_scene, sample_scene
-from latent.encoders import EncoderCache, load_encoder
+from latent.demo.world import DemoObject, Scene, render_scene, sample_scene
+from latent.models.encoders import EncoderCache, load_encoder
+from latent.query.expressions import terms_from_expression
 from latent.settings import Settings
-from service.client import SearchClient
 from service.server import AssetSearchServer
 
 DEMO = "builtin:demo"
@@ -114,8 +114,8 @@ def test_interpolation_streams_from_source_image_to_target_image(demo) -> None:
     target = _first_file(by_uri, "star", "blue")
     steps = list(
         client.interpolate(
-            [Term("image", image=source.read_bytes())],
-            [Term("image", image=target.read_bytes())],
+            [terms.Image(source.read_bytes())],
+            [terms.Image(target.read_bytes())],
             steps=7,
             top_k=3,
         )
@@ -127,9 +127,7 @@ def test_interpolation_streams_from_source_image_to_target_image(demo) -> None:
 def test_a_direction_from_example_sets_moves_other_images_as_named(demo) -> None:
     client, by_uri = demo
     examples = {
-        color: [
-            Term("asset", asset_id=i) for s in ("star", "heart") for i in _of_kind(demo, s, color)
-        ]
+        color: [terms.Asset(i) for s in ("star", "heart") for i in _of_kind(demo, s, color)]
         for color in ("red", "blue")
     }
     client.create_direction("red-to-blue", positive=examples["blue"], negative=examples["red"])

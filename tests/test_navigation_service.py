@@ -8,10 +8,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from assetsearch_client import AssetSearchError, SearchClient, terms
 
 from indexer.pipeline import Indexer
-from latent.algebra import Term
-from service.client import SearchClient
 
 
 @pytest.fixture
@@ -21,8 +20,8 @@ def indexed(server, encoder, library: Path) -> Path:
     return library
 
 
-def _image(path: Path) -> list[Term]:
-    return [Term("image", image=path.read_bytes())]
+def _image(path: Path) -> list[terms.Term]:
+    return [terms.Image(path.read_bytes())]
 
 
 def _ids(client: SearchClient, n: int = 24) -> list[int]:
@@ -56,23 +55,23 @@ def test_interpolation_dedupe_shows_each_asset_once(client: SearchClient, indexe
 )
 def test_bad_interpolations_are_invalid(client: SearchClient, indexed: Path, kwargs, words) -> None:
     ids = _ids(client, 2)
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         list(client.interpolate(f"asset:{ids[0]}", f"asset:{ids[1]}", **kwargs))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.value.details()
+    assert err.value.status == grpc.StatusCode.INVALID_ARGUMENT and words in str(err.value)
 
 
 def test_direction_lifecycle_and_entanglement(client: SearchClient, indexed: Path) -> None:
     ids = _ids(client)
     made = client.create_direction(
         "warm",
-        positive=[Term("asset", asset_id=i) for i in ids[:4]],
-        negative=[Term("text", text="a cold blue picture")],
+        positive=[terms.Asset(i) for i in ids[:4]],
+        negative=[terms.Text("a cold blue picture")],
     )
     assert made.name == "warm" and made.norm > 0 and made.positive[0] == f"asset:{ids[0]}"
     other = client.create_direction(
         "bright",
-        positive=[Term("asset", asset_id=ids[5])],
-        negative=[Term("asset", asset_id=ids[9])],
+        positive=[terms.Asset(ids[5])],
+        negative=[terms.Asset(ids[9])],
         orthogonal_to=["warm"],
     )
     assert abs(other.cosines["warm"]) < 1e-4  # made orthogonal to "warm"
@@ -80,45 +79,43 @@ def test_direction_lifecycle_and_entanglement(client: SearchClient, indexed: Pat
     assert set(listed) == {"warm", "bright"} and listed["warm"].cosines["bright"] == pytest.approx(
         other.cosines["warm"], abs=1e-6
     )
-    with pytest.raises(grpc.RpcError) as err:
-        client.create_direction("warm", positive=[Term("text", text="x")])
-    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    with pytest.raises(AssetSearchError) as err:
+        client.create_direction("warm", positive=[terms.Text("x")])
+    assert err.value.status == grpc.StatusCode.ALREADY_EXISTS
     hits = client.search(expression=f"asset:{ids[0]} + 0.5*dir:warm", top_k=3).hits
     assert len(hits) == 3
     client.delete_direction("bright")
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.get_direction("bright")
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    with pytest.raises(grpc.RpcError) as err:
+    assert err.value.status == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(AssetSearchError) as err:
         client.search(expression="dir:bright")
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert err.value.status == grpc.StatusCode.NOT_FOUND
 
 
 def test_bad_direction_requests(client: SearchClient, indexed: Path) -> None:
     for name, kwargs, code in [
-        ("has space", {"positive": [Term("text", text="x")]}, grpc.StatusCode.INVALID_ARGUMENT),
+        ("has space", {"positive": [terms.Text("x")]}, grpc.StatusCode.INVALID_ARGUMENT),
         ("empty", {}, grpc.StatusCode.INVALID_ARGUMENT),
         (
             "same",
-            {"positive": [Term("text", text="x")], "negative": [Term("text", text="x")]},
+            {"positive": [terms.Text("x")], "negative": [terms.Text("x")]},
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
         (
             "ortho",
-            {"positive": [Term("text", text="x")], "orthogonal_to": ["nope"]},
+            {"positive": [terms.Text("x")], "orthogonal_to": ["nope"]},
             grpc.StatusCode.NOT_FOUND,
         ),
     ]:
-        with pytest.raises(grpc.RpcError) as err:
+        with pytest.raises(AssetSearchError) as err:
             client.create_direction(name, **kwargs)
-        assert err.value.code() == code, name
+        assert err.value.status == code, name
 
 
 def test_traverse_starts_at_the_origin(client: SearchClient, indexed: Path) -> None:
     ids = _ids(client)
-    client.create_direction(
-        "d", positive=[Term("asset", asset_id=ids[-1])], negative=[Term("asset", asset_id=ids[0])]
-    )
+    client.create_direction("d", positive=[terms.Asset(ids[-1])], negative=[terms.Asset(ids[0])])
     for kwargs in ({"named": "d"}, {"texts": ("day", "night")}, {"principal_component": 0}):
         steps = list(client.traverse(f"asset:{ids[0]}", steps=4, step=0.5, top_k=2, **kwargs))
         assert len(steps) == 4 and [s.t for s in steps] == pytest.approx([0, 0.5, 1.0, 1.5])
@@ -184,9 +181,9 @@ def test_diversity_and_dedup_shape_results(
     assert sum(h.score > 0.999 for h in diverse) < 4
     same = client.search(image=query, top_k=6, diversity=0.0).hits
     assert [h.asset_id for h in same] == [h.asset_id for h in plain]
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.search(image=query, diversity=1.5)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.status == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_project_maps_every_asset_and_the_path(
@@ -232,6 +229,6 @@ def test_project_maps_every_asset_and_the_path(
         ({"max_points": 1}, grpc.StatusCode.INVALID_ARGUMENT),
         ({"method": "tsne"}, grpc.StatusCode.INVALID_ARGUMENT),
     ]:
-        with pytest.raises(grpc.RpcError) as err:
+        with pytest.raises(AssetSearchError) as err:
             client.project(**kwargs)
-        assert err.value.code() == code
+        assert err.value.status == code

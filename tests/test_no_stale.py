@@ -10,13 +10,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from assetsearch_client import AssetSearchError, SearchClient
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 
 from indexer.pipeline import Indexer
 from latent.catalog import Catalog
-from latent.encoders import Encoder, EncoderCache
+from latent.models.encoders import Encoder, EncoderCache
 from latent.settings import Settings
-from service._pb.assetsearch.v1 import search_pb2 as pb
-from service.client import SearchClient
 from service.server import AssetSearchServer
 from tests.durability import (
     COLLECTION,
@@ -81,9 +81,9 @@ def _check_deleted_assets(address: str, cat: CatalogState, deleted: list[str]) -
         for uri in deleted:
             asset_id = cat.assets[uri].id
             assert client.get_asset(asset_id).state == pb.Asset.State.DELETED
-            with pytest.raises(grpc.RpcError) as err:
+            with pytest.raises(AssetSearchError) as err:
                 client.search(asset_id=asset_id, top_k=5)
-            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            assert err.value.status == grpc.StatusCode.NOT_FOUND
 
 
 def test_live_server_drops_changed_and_deleted_files(

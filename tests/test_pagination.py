@@ -8,10 +8,11 @@ import json
 import grpc
 import numpy as np
 import pytest
+from assetsearch_client import AssetSearchError, SearchClient
 
-from latent.filters import Filter, MetadataCondition, parse_filter
+from latent.query.filters import Filter, MetadataCondition, parse_filter
 from service import paging, queries
-from service.client import SearchClient
+from service.convert import filter_message
 from service.queries import QueryEngine
 from tests.test_filters import _brute_force
 
@@ -62,7 +63,7 @@ def test_walking_all_pages_yields_every_match_once_in_score_order(
     flt = parse_filter(where) if where else None
     query = vectors[0] + 0.5 * vectors[1]
     oracle = _brute_force(server.catalog, "pages", query, flt)
-    pages = walk(client, query, 7, filter=flt)
+    pages = walk(client, query, 7, filter=filter_message(flt) if flt else None)
     hits = [h for page in pages for h in page]
     ids = [h.asset_id for h in hits]
     assert len(ids) == len(set(ids)) == len(oracle)  # no repeats, no gaps
@@ -70,7 +71,12 @@ def test_walking_all_pages_yields_every_match_once_in_score_order(
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     assert all(len(p) == 7 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 7
-    first = client.search(vector=query, collection="pages", top_k=len(oracle), filter=flt)
+    first = client.search(
+        vector=query,
+        collection="pages",
+        top_k=len(oracle),
+        filter=filter_message(flt) if flt else None,
+    )
     assert [h.asset_id for h in first.hits] == ids  # pages continue one ranking
 
 
@@ -107,7 +113,7 @@ def test_diversified_pages_continue_one_sequence(client: SearchClient, vectors: 
     "change",
     [
         {"vector": "other"},
-        {"filter": Filter(metadata=(MetadataCondition("group", "eq", (1.0,)),))},
+        {"filter": filter_message(Filter(metadata=(MetadataCondition("group", "eq", (1.0,)),)))},
         {"collection": "default"},
         {"diversity": 0.3},
     ],
@@ -122,10 +128,10 @@ def test_a_token_of_another_query_is_invalid_argument(
     kwargs = {"vector": vectors[0], "collection": "pages", "top_k": 5, **change}
     if change.get("vector") == "other":
         kwargs["vector"] = vectors[1]
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.search(page_token=token, **kwargs)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "another query" in err.value.details()
+    assert err.value.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert "another query" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -140,10 +146,10 @@ def test_a_token_of_another_query_is_invalid_argument(
 def test_a_malformed_token_is_invalid_argument(
     client: SearchClient, vectors: np.ndarray, token: str
 ) -> None:
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.search(vector=vectors[0], collection="pages", page_token=token)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "page_token" in err.value.details()
+    assert err.value.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in str(err.value)
 
 
 def test_a_changed_collection_is_reported_and_paging_goes_on(

@@ -13,8 +13,15 @@ import pytest
 from PIL import Image
 
 from latent.errors import FailedPrecondition, InvalidArgument
-from latent.navigation import interpolate
-from latent.projection import HEIGHT, WIDTH, Projection, render_html, render_png, thumbnail_data_uri
+from latent.query.navigation import interpolate
+from latent.query.projection import (
+    HEIGHT,
+    WIDTH,
+    Projection,
+    render_html,
+    render_png,
+    thumbnail_data_uri,
+)
 
 DIM = 32
 
@@ -153,7 +160,7 @@ def test_a_path_projects_onto_the_map(tmp_path: Path):
 
 
 def test_colour_names_are_drawn_in_their_colour_and_white_stays_visible(tmp_path: Path):
-    from latent.projection import MapText
+    from latent.query.projection import MapText
 
     points = np.random.default_rng(3).normal(size=(30, 2))
     colours = ["white", "red", "blue"] * 10  # by palette order red would be orange

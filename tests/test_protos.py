@@ -12,7 +12,7 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     assert written, "protoc wrote nothing"
     for rel in written:
         committed = TARGET / rel
-        assert committed.exists(), f"{rel} missing from service/_pb: run `make protos`"
+        assert committed.exists(), f"{rel} missing from the client's _pb: run `make protos`"
         assert committed.read_text() == (tmp_path / rel).read_text(), (
             f"{rel} is stale: run `make protos`"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from assetsearch_client import SearchClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,8 +32,7 @@ from hypothesis.stateful import (
 
 from indexer.pipeline import Indexer
 from latent.catalog import Catalog
-from latent.encoders import Encoder
-from service.client import SearchClient
+from latent.models.encoders import Encoder
 from tests.durability import (
     FULL,
     OWN,

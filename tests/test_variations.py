@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from assetsearch_client import AssetSearchError, NotFound, SearchClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -16,8 +17,7 @@ from hypothesis.extra.numpy import arrays
 from cli.main import main as cli_main
 from indexer.pipeline import Indexer
 from latent.errors import DimensionMismatch, InvalidArgument
-from latent.navigation import cosine_matrix, pick_variations
-from service.client import SearchClient
+from latent.query.navigation import cosine_matrix, pick_variations
 
 DIM = 8
 
@@ -158,9 +158,9 @@ def test_a_query_seed_and_the_default_band(client: SearchClient, indexed: Path) 
 
 
 def _image_term(path: Path):
-    from latent.algebra import Term
+    from assetsearch_client import terms
 
-    return Term("image", image=path.read_bytes())
+    return terms.Image(path.read_bytes())
 
 
 def test_a_narrow_band_returns_fewer_and_says_so(client: SearchClient, indexed: Path) -> None:
@@ -180,15 +180,14 @@ def test_a_narrow_band_returns_fewer_and_says_so(client: SearchClient, indexed: 
     ],
 )
 def test_bad_requests_are_invalid(client: SearchClient, indexed: Path, kwargs, code, words) -> None:
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(AssetSearchError) as err:
         client.variations(1, **kwargs)
-    assert err.value.code() == code and words in err.value.details()
+    assert err.value.status == code and words in str(err.value)
 
 
 def test_unknown_seed_is_not_found(client: SearchClient, indexed: Path) -> None:
-    with pytest.raises(grpc.RpcError) as err:
+    with pytest.raises(NotFound):
         client.variations(999_999)
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_cli_prints_json_lines(

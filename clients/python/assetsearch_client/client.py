@@ -1,0 +1,372 @@
+"""The typed client of the assetsearch gRPC API; every failed call raises our own errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from assetsearch_client import terms as t
+from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
+from assetsearch_client._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
+from assetsearch_client.errors import Unavailable, from_rpc_error
+
+QueryLike = str | Sequence[t.Term]
+"""An expression string (``'"red" + asset:4'``) or a list of terms."""
+IMPORT_BATCH = 4096  # rows per ImportVectors call (8 MiB of 512-d float32)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def term_message(term: t.Term) -> pb.QueryTerm:
+    """The QueryTerm message of a term."""
+    match term:
+        case t.Text(text=text):
+            return pb.QueryTerm(text=text, weight=term.weight)
+        case t.Image(data=data):
+            return pb.QueryTerm(image=data, weight=term.weight)
+        case t.Asset(asset_id=asset_id):
+            return pb.QueryTerm(asset_id=asset_id, weight=term.weight)
+        case t.Direction(name=name):
+            return pb.QueryTerm(direction=name, weight=term.weight)
+        case t.Vector(values=values):
+            return pb.QueryTerm(vector=pb.Vector(values=list(values)), weight=term.weight)
+
+
+def query_message(query: QueryLike) -> pb.Query:
+    """A Query message from an expression string or a list of terms."""
+    if isinstance(query, str):
+        return pb.Query(expression=query)
+    return pb.Query(terms=[term_message(t) for t in query])
+
+
+def example_message(term: t.Example) -> pb.DirectionExample:
+    """A direction example from a text, image or asset term.
+
+    Raises:
+        TypeError: the term is a vector or a direction.
+    """
+    match term:
+        case t.Text(text=text):
+            return pb.DirectionExample(text=text)
+        case t.Image(data=data):
+            return pb.DirectionExample(image=data)
+        case t.Asset(asset_id=asset_id):
+            return pb.DirectionExample(asset_id=asset_id)
+    raise TypeError(f"a direction example is a text, image or asset, not {t.describe(term)}")
+
+
+def struct(values: dict[str, Any] | None) -> struct_pb2.Struct:
+    """A protobuf Struct from a JSON-like dict."""
+    out = struct_pb2.Struct()
+    out.update(values or {})
+    return out
+
+
+class _Stub:
+    """The generated stub with every failure mapped to our error tree."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._stub = pb_grpc.SearchServiceStub(channel)
+
+    def unary(self, method: str, request: Any, timeout: float) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    def stream(self, method: str, request: Any, timeout: float) -> Iterator[Any]:
+        try:
+            yield from getattr(self._stub, method)(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+
+class SearchClient:
+    """Calls ``assetsearch.v1.SearchService`` at ``address`` (HOST:PORT)."""
+
+    def __init__(self, address: str, timeout: float = 60.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = _Stub(self._channel)
+
+    def __enter__(self) -> SearchClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        image: bytes | None = None,
+        asset_id: int | None = None,
+        vector: Sequence[float] | None = None,
+        terms: Sequence[t.Term] | None = None,
+        expression: str | None = None,
+        top_k: int = 10,
+        collection: str = "",
+        explain: bool = False,
+        diversity: float = 0.0,
+        dedup_threshold: float = 0.0,
+        snap: bool = False,
+        filter: pb.Filter | None = None,  # noqa: A002 - the API's own word
+        page_token: str = "",
+    ) -> pb.SearchResponse:
+        """Search by exactly one of text, image bytes, asset id, vector, terms or expression.
+
+        ``filter`` restricts the hits; ``page_token`` (a response's ``next_page_token``,
+        with the same other arguments) returns the next page.
+
+        Raises:
+            ValueError: not exactly one query was given.
+            AssetSearchError: the server refused the call (the subclass names its status).
+        """
+        given = [x is not None for x in (text, image, asset_id, vector, terms, expression)]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of text, image, asset_id, vector, terms or expression"
+            )
+        request = pb.SearchRequest(
+            collection=collection,
+            top_k=top_k,
+            explain=explain,
+            diversity=diversity,
+            dedup_threshold=dedup_threshold,
+            snap=snap,
+            page_token=page_token,
+        )
+        if filter is not None:
+            request.filter.CopyFrom(filter)
+        if terms is not None:
+            request.terms.extend(term_message(t) for t in terms)
+        elif expression is not None:
+            request.expression = expression
+        elif text is not None:
+            request.query.text = text
+        elif image is not None:
+            request.query.image = image
+        elif asset_id is not None:
+            request.query.asset_id = asset_id
+        else:
+            request.query.vector.values.extend(float(v) for v in vector)  # type: ignore[union-attr]
+        return self._stub.unary("Search", request, self.timeout)
+
+    def interpolate(
+        self,
+        source: QueryLike,
+        target: QueryLike,
+        *,
+        steps: int = 5,
+        method: str = "slerp",
+        top_k: int = 10,
+        dedupe: bool = False,
+        collection: str = "",
+        filter: pb.Filter | None = None,  # noqa: A002
+    ) -> Iterator[pb.StepResult]:
+        """Stream one result set per step from ``source`` to ``target``."""
+        request = pb.InterpolateRequest(
+            collection=collection,
+            source=query_message(source),
+            target=query_message(target),
+            steps=steps,
+            method=method,
+            top_k=top_k,
+            dedupe=dedupe,
+            filter=filter,
+        )
+        return self._stub.stream("Interpolate", request, self.timeout)
+
+    def traverse(
+        self,
+        origin: QueryLike,
+        *,
+        named: str | None = None,
+        texts: tuple[str, str] | None = None,
+        principal_component: int | None = None,
+        step: float = 0.25,
+        steps: int = 5,
+        top_k: int = 10,
+        dedupe: bool = False,
+        collection: str = "",
+        filter: pb.Filter | None = None,  # noqa: A002
+    ) -> Iterator[pb.StepResult]:
+        """Stream one result set per step along a direction (exactly one of the three)."""
+        if sum(x is not None for x in (named, texts, principal_component)) != 1:
+            raise ValueError("give exactly one of named, texts or principal_component")
+        request = pb.TraverseRequest(
+            collection=collection,
+            origin=query_message(origin),
+            step=step,
+            steps=steps,
+            top_k=top_k,
+            dedupe=dedupe,
+            filter=filter,
+        )
+        if named is not None:
+            request.named = named
+        elif texts is not None:
+            request.texts.CopyFrom(pb.TextPair(source=texts[0], target=texts[1]))
+        else:
+            request.principal_component = int(principal_component or 0)
+        return self._stub.stream("Traverse", request, self.timeout)
+
+    def variations(
+        self,
+        seed: QueryLike | int,
+        *,
+        n: int = 8,
+        radius: float | None = None,
+        min_distance: float | None = None,
+        diversity: float | None = None,
+        collection: str = "",
+    ) -> pb.VariationsResponse:
+        """Assets a small, distinct move away from ``seed`` (an asset id or a query).
+
+        ``None`` leaves a setting to the server (radius: from the collection's typical
+        neighbour distance; min_distance 0.02; diversity 0.3).
+        """
+        if isinstance(seed, int):
+            seed = [t.Asset(seed)]
+        request = pb.VariationsRequest(
+            collection=collection,
+            seed=query_message(seed),
+            n=n,
+            radius=radius,
+            min_distance=min_distance,
+            diversity=diversity,
+        )
+        return self._stub.unary("Variations", request, self.timeout)
+
+    def create_direction(
+        self,
+        name: str,
+        positive: Sequence[t.Example] = (),
+        negative: Sequence[t.Example] = (),
+        orthogonal_to: Sequence[str] = (),
+        collection: str = "",
+    ) -> pb.Direction:
+        """Store a named direction from example terms (text, image or asset)."""
+        request = pb.CreateDirectionRequest(
+            collection=collection,
+            name=name,
+            positive=[example_message(t) for t in positive],
+            negative=[example_message(t) for t in negative],
+            orthogonal_to=list(orthogonal_to),
+        )
+        return self._stub.unary("CreateDirection", request, self.timeout)
+
+    def project(
+        self,
+        *,
+        method: str = "pca",
+        max_points: int = 5000,
+        color_by: str = "",
+        path: tuple[QueryLike, QueryLike] | None = None,
+        path_steps: int = 8,
+        collection: str = "",
+    ) -> pb.ProjectResponse:
+        """A 2-D map of a collection, with an optional interpolation path."""
+        request = pb.ProjectRequest(
+            collection=collection,
+            method=method,
+            max_points=max_points,
+            color_by=color_by,
+            path_steps=path_steps,
+        )
+        if path is not None:
+            request.path_source.CopyFrom(query_message(path[0]))
+            request.path_target.CopyFrom(query_message(path[1]))
+        return self._stub.unary("Project", request, self.timeout)
+
+    def list_directions(self, collection: str = "") -> list[pb.Direction]:
+        """Every named direction of a collection."""
+        request = pb.ListDirectionsRequest(collection=collection)
+        return list(self._stub.unary("ListDirections", request, self.timeout).directions)
+
+    def get_direction(self, name: str, collection: str = "") -> pb.Direction:
+        """One named direction."""
+        request = pb.GetDirectionRequest(collection=collection, name=name)
+        return self._stub.unary("GetDirection", request, self.timeout)
+
+    def delete_direction(self, name: str, collection: str = "") -> None:
+        """Delete a named direction."""
+        request = pb.DeleteDirectionRequest(collection=collection, name=name)
+        self._stub.unary("DeleteDirection", request, self.timeout)
+
+    def import_vectors(
+        self,
+        ids: Sequence[str],
+        vectors: Any,
+        *,
+        collection: str = "",
+        model_spec: str = "",
+        metadata: Sequence[dict[str, Any]] | None = None,
+        batch_size: int = IMPORT_BATCH,
+    ) -> pb.ImportVectorsResponse:
+        """Import externally computed vectors in batches; returns the summed counts.
+
+        Each batch is one call and one transaction: when a batch is refused, the batches
+        before it stay imported (re-importing them later just replaces their vectors).
+
+        Raises:
+            ValueError: ``vectors`` is not 2-D.
+            AssetSearchError: the server refused a batch (the subclass names its status).
+        """
+        import numpy as np  # optional: only this call needs it
+
+        matrix = np.ascontiguousarray(vectors, dtype="<f4")
+        if matrix.ndim != 2:
+            raise ValueError(f"vectors must be 2-D (rows x dim), got shape {matrix.shape}")
+        total = pb.ImportVectorsResponse()
+        for start in range(0, max(len(ids), 1), batch_size):
+            end = start + batch_size
+            request = pb.ImportVectorsRequest(
+                collection=collection,
+                model_spec=model_spec,
+                ids=list(ids[start:end]),
+                dim=matrix.shape[1],
+                vectors=matrix[start:end].tobytes(),
+                metadata=[struct(m) for m in metadata[start:end]] if metadata else [],
+            )
+            done = self._stub.unary("ImportVectors", request, self.timeout)
+            added, replaced = total.added + done.added, total.replaced + done.replaced
+            total.CopyFrom(done)
+            total.added, total.replaced = added, replaced
+        return total
+
+    def get_asset(self, asset_id: int) -> pb.Asset:
+        """One asset by id."""
+        return self._stub.unary("GetAsset", pb.GetAssetRequest(asset_id=asset_id), self.timeout)
+
+    def list_collections(self) -> list[pb.Collection]:
+        """Every collection the server knows."""
+        return list(
+            self._stub.unary(
+                "ListCollections", pb.ListCollectionsRequest(), self.timeout
+            ).collections
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the channel connects.
+
+        Raises:
+            Unavailable: the server did not answer in time.
+        """
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise Unavailable(f"no assetsearch server answered at {self.address}") from None

@@ -1,0 +1,1 @@
+"""The procedural demo world and the demo-model trainer; the server never imports this."""

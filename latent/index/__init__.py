@@ -1,0 +1,1 @@
+"""FAISS indexes: flat, IVF and HNSW, layers, live generations, snapshots, policy."""

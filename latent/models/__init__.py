@@ -1,0 +1,1 @@
+"""Model specs, the one loader, encoders and the bundled weights."""

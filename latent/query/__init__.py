@@ -1,0 +1,1 @@
+"""Queries: terms, expressions, filters, navigation maths, projection fitting."""
