@@ -1,6 +1,8 @@
 # One image for the service and the indexer job (see docker-compose.yml).
 FROM python:3.11-slim
 WORKDIR /app
+COPY clients/python clients/python
+RUN pip install --no-cache-dir ./clients/python
 COPY pyproject.toml README.md ./
 COPY latent latent
 COPY indexer indexer

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -50,7 +50,7 @@ class Library:
 
 
 def load_encoder(spec: str) -> EncoderLike:
-    """Loads a model through assetsearch's encoder, or the demo trainer's loader as fallback.
+    """Loads a model through assetsearch's one loader.
 
     Args:
         spec: A model spec ("builtin:demo", "local-dir:PATH", ...).
@@ -58,40 +58,9 @@ def load_encoder(spec: str) -> EncoderLike:
     Returns:
         An object with encode_images and encode_texts (L2-normalised float32 rows).
     """
-    try:
-        from latent.models.encoders import load_encoder as core_load
-    except ImportError:
-        return _FallbackEncoder(spec)
+    from latent.models.encoders import load_encoder as core_load
+
     return core_load(spec)
-
-
-class _FallbackEncoder:
-    """Loads builtin:/local-dir: demo models with latent.demo.train.artifact.load_model."""
-
-    def __init__(self, spec: str) -> None:
-        import torch
-
-        from latent.demo.train import artifact
-
-        kind, _, target = spec.partition(":")
-        path = ROOT / "latent" / "models" / target if kind == "builtin" else Path(target)
-        self._torch = torch
-        self._model: Any
-        self._model, self._preprocess, self._tokenizer = artifact.load_model(path)
-
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        batch = self._torch.stack([self._preprocess(im) for im in images])
-        with self._torch.inference_mode():
-            return _unit(self._model.encode_image(batch).numpy())
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        with self._torch.inference_mode():
-            return _unit(self._model.encode_text(self._tokenizer(list(texts))).numpy())
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def _scene(label: dict) -> Scene:

@@ -27,7 +27,7 @@ from assetsearch_client import SearchClient  # noqa: E402
 from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb  # noqa: E402
 
 from latent.catalog import AssetWrite, Catalog, CollectionInfo  # noqa: E402
-from latent.index.vectors import VectorIndex  # noqa: E402
+from latent.index.base import VectorIndex  # noqa: E402
 from latent.media.images import decode_image_bytes  # noqa: E402
 from latent.models.encoders import Encoder, EncoderCache  # noqa: E402
 from latent.settings import Settings  # noqa: E402

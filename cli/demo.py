@@ -1,26 +1,48 @@
-"""``make demo``: build the demo library, index it, serve it and show three example searches."""
+"""The demo: ``assetsearch demo-library``, and ``make demo`` (build, index, serve, search)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from assetsearch_client import SearchClient
 
-from indexer.metadata import load_metadata
-from indexer.pipeline import Indexer
-from latent.catalog import Catalog
-from latent.models.encoders import EncoderCache
+from cli.serve import stop_event
 from latent.settings import Settings
-from service.server import AssetSearchServer
+
+if TYPE_CHECKING:
+    from latent.catalog import Catalog
+    from latent.models.encoders import EncoderCache
 
 # Both are in the default library (400 images, seed 2026): it holds four small red diamonds
 # on grass, but no small blue star on grass, which this example used to ask for.
 EXAMPLES = ("a red circle", "a small red diamond on grass")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the ``demo-library`` command."""
+    p = commands.add_parser(
+        "demo-library", help="write the procedural demo library with labels.jsonl"
+    )
+    p.add_argument("dir", help="output folder")
+    p.add_argument("--count", type=int, default=500, help="number of images (default 500)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives the same bytes"
+    )
+    p.add_argument("--videos", type=int, default=0, help="number of short videos (default 0)")
+    p.set_defaults(func=demo_library)
+
+
+def demo_library(args: argparse.Namespace) -> int:
+    """Write the procedural demo library."""
+    from latent.demo.world import generate_library
+
+    written = generate_library(Path(args.dir), count=args.count, seed=args.seed, videos=args.videos)
+    print(f"wrote {written} files to {args.dir}")
+    return 0
 
 
 def _labels(library: Path) -> dict[str, str]:
@@ -38,30 +60,18 @@ def _labels(library: Path) -> dict[str, str]:
     return out
 
 
-def _show(title: str, response, labels: dict[str, str]) -> None:
+def _show(title: str, response: Any, labels: dict[str, str]) -> None:
     print(f"\n== {title}")
     for rank, hit in enumerate(response.hits, 1):
         label = labels.get(hit.uri, "")
         print(f"  {rank}. {hit.score:.3f}  #{hit.asset_id:<5} {Path(hit.uri).name:<18} {label}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Build, index and serve the demo library until Ctrl-C."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--library", type=Path, default=Path(".assetsearch-demo/library"))
-    parser.add_argument("--count", type=int, default=400, help="images to generate (default 400)")
-    parser.add_argument("--seed", type=int, default=2026)
-    args = parser.parse_args(argv)
-    settings = Settings()
-    settings.apply_threads()
+def _index(settings: Settings, library: Path, catalog: Catalog, encoders: EncoderCache) -> None:
+    """Index the demo library with its labels as metadata."""
+    from indexer.metadata import load_metadata
+    from indexer.pipeline import Indexer
 
-    if not (args.library / "labels.jsonl").exists():
-        from latent.demo.world import generate_library
-
-        print(f"writing {args.count} demo images to {args.library} ...", flush=True)
-        generate_library(args.library, count=args.count, seed=args.seed)
-    catalog = Catalog(settings.resolved_database_url())
-    encoders = EncoderCache(batch_size=settings.batch_size)
     print(f"indexing with model {settings.model} ...", flush=True)
     summary = Indexer(
         catalog,
@@ -69,14 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         settings.collection,
         settings.model,
         batch_size=settings.batch_size,
-        metadata=load_metadata(args.library / "labels.jsonl"),
-    ).run([args.library])
+        metadata=load_metadata(library / "labels.jsonl"),
+    ).run([library])
     print(summary)
 
-    server = AssetSearchServer(settings, catalog, encoders)
-    port = server.start()
-    address = f"{settings.host}:{port}"
-    labels = _labels(args.library)
+
+def _examples(address: str, labels: dict[str, str]) -> None:
+    """Run the example searches against the demo server and print their hits."""
     with SearchClient(address) as client:
         for text in EXAMPLES:
             _show(
@@ -88,15 +97,37 @@ def main(argv: list[str] | None = None) -> int:
             client.search(asset_id=first.asset_id, top_k=5),
             labels,
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build, index and serve the demo library until Ctrl-C."""
+    from latent.catalog import Catalog
+    from latent.demo.world import generate_library
+    from latent.models.encoders import EncoderCache
+    from service.server import AssetSearchServer
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--library", type=Path, default=Path(".assetsearch-demo/library"))
+    parser.add_argument("--count", type=int, default=400, help="images to generate (default 400)")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    settings.apply_threads()
+    if not (args.library / "labels.jsonl").exists():
+        print(f"writing {args.count} demo images to {args.library} ...", flush=True)
+        generate_library(args.library, count=args.count, seed=args.seed)
+    catalog = Catalog(settings.resolved_database_url())
+    encoders = EncoderCache(batch_size=settings.batch_size)
+    _index(settings, args.library, catalog, encoders)
+    server = AssetSearchServer(settings, catalog, encoders)
+    address = f"{settings.host}:{server.start()}"
+    _examples(address, _labels(args.library))
     print(
         f"\nassetsearch is serving {address}; try:\n"
         f'  .venv/bin/assetsearch search "a green heart" --server {address}'
     )
     print("Ctrl-C to stop.", flush=True)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    stop_event().wait()
     server.stop()
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 from indexer.scan import ScannedFile, resolve_root, root_prefix, scan
 from latent.catalog import AssetWrite, Catalog, CollectionInfo, FileState
 from latent.errors import FailedPrecondition
+from latent.hashing import bytes_sha256, file_sha256
 from latent.media.images import DecodedImage, DecodeError, decode_image_file
 from latent.models.encoders import Encoder
 
@@ -52,14 +52,6 @@ class _Prepared:
     content_hash: str | None
     image: DecodedImage | None
     error: str | None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Indexer:
@@ -174,7 +166,7 @@ class Indexer:
             data = f.path.read_bytes()
         except OSError as exc:
             return _Prepared(f, None, None, f"cannot read file: {exc.strerror or exc}")
-        content_hash = hashlib.sha256(data).hexdigest()
+        content_hash = bytes_sha256(data)
         try:
             return _Prepared(
                 f, content_hash, decode_image_file(io.BytesIO(data), self.max_pixels), None
@@ -250,6 +242,6 @@ def _bounded_map(
 
 def _safe_hash(path: Path) -> str | None:
     try:
-        return _sha256(path)
+        return file_sha256(path)
     except OSError:
         return None

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from indexer.metadata import json_lines
-from latent.catalog import Catalog
-from latent.catalog.external import ImportCounts, check_ids, import_collection, row_norms
+from latent.catalog import Catalog, ImportCounts, import_collection
+from latent.catalog.external import check_ids, row_norms
 from latent.errors import InvalidArgument
 
 CHUNK_ROWS = 20_000

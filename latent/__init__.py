@@ -1,1 +1,1 @@
-"""The shared core of assetsearch: settings, errors, encoders, vectors, catalog, media."""
+"""The shared core of assetsearch: catalog, index, query, models, media, demo; settings, errors."""

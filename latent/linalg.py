@@ -22,11 +22,18 @@ def unit(vector: np.ndarray, what: str = "query vector") -> np.ndarray:
     return vector / np.float32(norm)
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Each row scaled to length 1; zero rows stay zero."""
+def unit_rows(matrix: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """Each row scaled to length 1, in the matrix's own float type.
+
+    Rows shorter than ``eps`` become zero rows: callers that treat tiny differences as
+    noise (navigation) pass a larger ``eps``.
+    """
+    matrix = np.asarray(matrix)
+    if not np.issubdtype(matrix.dtype, np.floating):
+        matrix = matrix.astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    safe = np.where(norms < EPS, 1.0, norms)
-    return np.where(norms < EPS, 0.0, matrix / safe).astype(np.float32)
+    safe = np.where(norms < eps, 1.0, norms)
+    return np.where(norms < eps, 0.0, matrix / safe).astype(matrix.dtype)
 
 
 def unit_or_zero(vector: np.ndarray) -> np.ndarray:

@@ -22,10 +22,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSETSEARCH_", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path(".assetsearch"), description="Snapshots and the SQLite file."
+        default=Path(".assetsearch"),
+        description="Data directory: index snapshots and the default SQLite catalog.",
     )
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: SQLite file in the data dir."
+        default=None, description="Catalog URL; default: a SQLite file in the data dir."
     )
     model: str = Field(
         default=DEFAULT_MODEL, description="open_clip model spec for new collections."
@@ -33,9 +34,11 @@ class Settings(BaseSettings):
     collection: str = Field(
         default=DEFAULT_COLLECTION, description="Collection used when none is named."
     )
-    host: str = "127.0.0.1"
-    port: int = 50051
-    server: str = Field(default="127.0.0.1:50051", description="Address the CLI client calls.")
+    host: str = Field(default="127.0.0.1", description="Address `serve` binds.")
+    port: int = Field(default=50051, description="Port `serve` listens on; 0 picks a free one.")
+    server: str = Field(
+        default="127.0.0.1:50051", description="HOST:PORT of the server the client commands call."
+    )
     batch_size: int = Field(default=32, ge=1, le=4096, description="Images per encoder batch.")
     poll_interval: float = Field(
         default=1.0, gt=0, description="Seconds between change-log polls in the server."
@@ -44,7 +47,9 @@ class Settings(BaseSettings):
         default=64_000_000, ge=1, description="Pillow decompression-bomb limit."
     )
     max_top_k: int = Field(default=1000, ge=1)
-    threads: int = Field(default=0, ge=0, description="torch/FAISS threads; 0 keeps the default.")
+    threads: int = Field(
+        default=0, ge=0, description="torch/FAISS threads; 0 keeps the library default."
+    )
     search_threads: int = Field(
         default=1,
         ge=0,

@@ -1,4 +1,4 @@
-"""Alembic revisions of the catalog schema; run through ``latent.catalog.upgrade``."""
+"""Alembic revisions of the catalog schema; run through ``latent.catalog.engine.Migrations``."""
 
 from pathlib import Path
 

@@ -1,1 +1,1 @@
-"""The read path: gRPC servicers, server start-up, the error interceptor, the client."""
+"""The read path and the API's calls: servicer, query engine, conversions, server start-up."""

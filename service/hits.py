@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from latent.catalog import AssetRecord, Catalog
+    from latent.catalog import AssetRecord, Catalog
 
 # Embedding id -> (asset, segment start, segment end), as Catalog.hits_for_embeddings gives.
-Joined = dict[int, tuple[AssetRecord, float | None, float | None]]
+Joined: TypeAlias = "dict[int, tuple[AssetRecord, float | None, float | None]]"
 
 DEFAULT_CAPACITY = 50_000  # rows of about 1 KB each: tens of MB at most
 
@@ -71,9 +73,3 @@ class HitCache:
             self._epoch += 1
             for i in embedding_ids.tolist():
                 self._rows.pop(i, None)
-
-    def clear(self) -> None:
-        """Forget every row."""
-        with self._lock:
-            self._epoch += 1
-            self._rows.clear()

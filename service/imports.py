@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 from google.protobuf import json_format
 
-from latent.catalog import Catalog
-from latent.catalog.external import check_batch, import_collection
+from latent.catalog import import_collection
+from latent.catalog.external import check_batch
 from latent.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from latent.catalog import Catalog
 
 MAX_BATCH_ROWS = 10_000
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from latent.catalog import Catalog
 from latent.errors import NotFound, Unavailable
 from latent.index.live import LiveIndex
 from latent.index.policy import IndexPolicy
 from service.hits import HitCache
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from latent.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

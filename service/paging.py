@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from dataclasses import dataclass
 
 from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 
 from latent.errors import InvalidArgument
+from latent.hashing import bytes_sha256
 
 VERSION = 1
 MAX_TOKEN_CHARS = 512
@@ -49,7 +49,7 @@ def fingerprint(request: pb.SearchRequest, collection: str) -> str:
     bound.collection = collection
     for name in ("top_k", "page_token", "explain"):
         bound.ClearField(name)
-    return hashlib.sha256(bound.SerializeToString(deterministic=True)).hexdigest()[:32]
+    return bytes_sha256(bound.SerializeToString(deterministic=True))[:32]
 
 
 def decode(token: str, expected_fingerprint: str) -> PageToken:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent import futures
+from typing import TYPE_CHECKING
 
 import faiss
 import grpc
@@ -13,13 +14,15 @@ from assetsearch_client._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from latent.catalog import Catalog
 from latent.errors import AssetSearchError
 from latent.models.encoders import EncoderCache
 from latent.settings import Settings
 from service.indexes import IndexRegistry
 from service.interceptors import ErrorInterceptor
 from service.servicer import SearchServicer
+
+if TYPE_CHECKING:
+    from latent.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -1,47 +1,47 @@
-"""The SearchService servicer: thin methods over the query engine; errors go to the interceptor."""
+"""The SearchService servicer: messages to domain values, through the engine, and back."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 from assetsearch_client._pb.assetsearch.v1 import search_pb2_grpc as pb_grpc
 
-from latent.catalog import Catalog, DirectionRecord
 from latent.errors import InvalidArgument
-from latent.index.live import Generation, LiveIndex
-from latent.models.encoders import EncoderCache
+from latent.names import value_at
 from latent.query import navigation
 from latent.query.projection import Projection
-from latent.query.terms import Asset, Term, Text, describe
-from latent.settings import Settings
-from service import paging
-from service.convert import (
+from service import moves, paging
+from service.convert.filters import filter_from_message
+from service.convert.queries import (
+    example_from_message,
+    search_query,
+    terms_from_messages,
+)
+from service.convert.records import (
     asset_message,
     collection_message,
     direction_message,
-    example_from_message,
-    filter_from_message,
+    explanation_message,
     hit_message,
 )
+from service.engine import QueryEngine
 from service.imports import import_batch
-from service.indexes import IndexRegistry
-from service.queries import Composed, Found, Page, QueryEngine
+
+if TYPE_CHECKING:
+    from latent.catalog import Catalog
+    from latent.index.live import Generation, LiveIndex
+    from latent.models.encoders import EncoderCache
+    from latent.settings import Settings
+    from service.indexes import IndexRegistry
+    from service.results import Composed, Found, Page
 
 DEFAULT_MAP_POINTS = 5000
 MAX_MAP_POINTS = 50_000
-DIRECTION_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-MAX_EXAMPLES = 256
-DEFAULT_VARIATIONS = 8
-VARIATION_POOL = 1000
-VARIATION_DIVERSITY = 0.3
-DEFAULT_RADIUS = 0.5
 
 
 class SearchServicer(pb_grpc.SearchServiceServicer):
@@ -63,7 +63,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         _check_unit_interval("diversity", request.diversity, allow_zero=True)
         _check_unit_interval("dedup_threshold", request.dedup_threshold, allow_zero=True)
         where = filter_from_message(request.filter)
-        terms = self.engine.search_terms(request)
+        terms = self.engine.terms(*search_query(request))
         live = self.engine.live(request.collection)
         fingerprint = paging.fingerprint(request, live.collection.name)
         token = paging.decode(request.page_token, fingerprint) if request.page_token else None
@@ -99,7 +99,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         for i, f in enumerate(found):
             response.hits.append(hit_message(f, None if cosines is None else cosines[i]))
         if request.explain:
-            response.explanation.CopyFrom(_explanation(composed, vector, density, snapped))
+            response.explanation.CopyFrom(explanation_message(composed, vector, density, snapped))
         response.took_ms = (time.perf_counter() - started) * 1000
         return response
 
@@ -116,11 +116,13 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         """Write one batch of externally computed vectors (searchable after the next poll)."""
         return import_batch(self.catalog, request, self.engine.settings.collection)
 
-    def GetAsset(self, request: pb.GetAssetRequest, context: grpc.ServicerContext) -> pb.Asset:  # noqa: N802
+    def GetAsset(  # noqa: N802
+        self, request: pb.GetAssetRequest, context: grpc.ServicerContext
+    ) -> pb.GetAssetResponse:
         """One asset by id."""
         if request.asset_id <= 0:
             raise InvalidArgument("asset_id must be a positive asset id")
-        return asset_message(self.catalog.asset(request.asset_id))
+        return pb.GetAssetResponse(asset=asset_message(self.catalog.asset(request.asset_id)))
 
     def ListCollections(  # noqa: N802
         self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext
@@ -143,7 +145,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
 
     def Interpolate(  # noqa: N802
         self, request: pb.InterpolateRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.StepResult]:
+    ) -> Iterator[pb.InterpolateResponse]:
         """One result set per step from source to target."""
         method = request.method or "slerp"
         if method not in ("lerp", "slerp"):
@@ -153,11 +155,13 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         source = self._query(live, request.source, "source")
         target = self._query(live, request.target, "target")
         path = navigation.interpolate(source.vector, target.vector, request.steps or 5, method)  # type: ignore[arg-type]
-        yield from self._walk(live, path, top_k, request.dedupe, request.filter)
+        where = filter_from_message(request.filter)
+        for s in moves.walk(self.engine, live, path, top_k, request.dedupe, where):
+            yield pb.InterpolateResponse(step=s.step, t=s.t, hits=[hit_message(f) for f in s.found])
 
-    def Traverse(
+    def Traverse(  # noqa: N802
         self, request: pb.TraverseRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.StepResult]:  # noqa: N802
+    ) -> Iterator[pb.TraverseResponse]:
         """One result set per step along origin + t * direction."""
         top_k = self.engine.top_k(request.top_k)
         live = self.engine.live(request.collection)
@@ -165,135 +169,73 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         direction = self._direction_vector(live, request)
         step = request.step if request.HasField("step") else 0.25
         path = navigation.traverse(origin.vector, direction, step, request.steps or 5)
-        yield from self._walk(live, path, top_k, request.dedupe, request.filter)
+        where = filter_from_message(request.filter)
+        for s in moves.walk(self.engine, live, path, top_k, request.dedupe, where):
+            yield pb.TraverseResponse(step=s.step, t=s.t, hits=[hit_message(f) for f in s.found])
+
+    def _direction_vector(self, live: LiveIndex, request: pb.TraverseRequest) -> np.ndarray:
+        match request.WhichOneof("direction"):
+            case "named":
+                return self.catalog.direction(live.collection, request.named).vector
+            case "texts":
+                pair = request.texts
+                return moves.text_direction(self.engine, live, pair.source, pair.target)
+            case "principal_component":
+                return moves.principal_direction(live, request.principal_component)
+        raise InvalidArgument("set a direction: named, texts or principal_component")
 
     def Variations(  # noqa: N802
         self, request: pb.VariationsRequest, context: grpc.ServicerContext
     ) -> pb.VariationsResponse:
         """Assets a small, distinct move away from a seed, nearest first."""
         started = time.perf_counter()
-        limit = self.engine.settings.max_top_k
-        if not 0 <= request.n <= limit:
-            raise InvalidArgument(f"n must be between 1 and {limit}, got {request.n}")
-        n = request.n or DEFAULT_VARIATIONS
+        n = moves.variation_count(request.n, self.engine.settings.max_top_k)
         live = self.engine.live(request.collection)
         seed = self._query(live, request.seed, "seed")
-        radius = request.radius if request.HasField("radius") else self._default_radius(live)
-        min_distance = (
-            request.min_distance
-            if request.HasField("min_distance")
-            else min(navigation.DUPLICATE_DISTANCE, radius / 2)
+        out = moves.variations(
+            self.engine,
+            live,
+            seed,
+            n,
+            radius=request.radius if request.HasField("radius") else None,
+            min_distance=request.min_distance if request.HasField("min_distance") else None,
+            diversity=request.diversity if request.HasField("diversity") else None,
         )
-        diversity = request.diversity if request.HasField("diversity") else VARIATION_DIVERSITY
-        navigation.check_band(radius, min_distance, diversity)
-        generation = live.generation
-        own = frozenset(t.asset_id for t in seed.terms if isinstance(t, Asset))
-        found = _one_per_asset(
-            self.engine.nearest(generation, seed.vector, VARIATION_POOL, exclude=own)
-        )
-        vectors = generation.index.vectors(np.array([f.embedding_id for f in found], np.int64))
-        picks = navigation.pick_variations(seed.vector, vectors, n, radius, min_distance, diversity)
-        chosen = sorted((found[i] for i in picks.indices), key=lambda f: -f.score)
         return pb.VariationsResponse(
-            hits=[hit_message(f) for f in chosen],
+            hits=[hit_message(f) for f in out.found],
             collection=live.collection.name,
-            radius=radius,
-            min_distance=min_distance,
-            in_band=picks.in_band,
-            index_seq=generation.seq,
-            index_size=len(generation.index),
+            radius=out.radius,
+            min_distance=out.min_distance,
+            in_band=out.in_band,
+            index_seq=out.seq,
+            index_size=out.size,
             took_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _default_radius(self, live: LiveIndex) -> float:
-        """1.5 x the typical distance of an asset to its nearest others, within [0.05, 1]."""
-        typical = self.engine.typical_similarity(live)
-        if typical is None:
-            return DEFAULT_RADIUS
-        return float(np.clip(1.5 * (1.0 - typical), 0.05, 1.0))
-
     def _query(self, live: LiveIndex, query: pb.Query, what: str) -> Composed:
-        return self.engine.compose(live, self.engine.terms(query.terms, query.expression, what))
-
-    def _direction_vector(self, live: LiveIndex, request: pb.TraverseRequest) -> np.ndarray:
-        kind = request.WhichOneof("direction")
-        if kind == "named":
-            return self.catalog.direction(live.collection, request.named).vector
-        if kind == "texts":
-            pair: list[Term] = [Text(request.texts.source), Text(request.texts.target)]
-            composed = self.engine.compose(live, pair)
-            return composed.term_vectors[1] - composed.term_vectors[0]
-        if kind == "principal_component":
-            k = request.principal_component
-            if not 0 <= k < min(64, live.collection.dim):
-                raise InvalidArgument(f"principal_component must be between 0 and 63, got {k}")
-            matrix = live.generation.index.matrix()
-            if len(matrix) < k + 2:
-                raise InvalidArgument(f"collection has too few assets for principal component {k}")
-            return navigation.principal_components(matrix, k + 1)[k]
-        raise InvalidArgument("set a direction: named, texts or principal_component")
-
-    def _walk(
-        self,
-        live: LiveIndex,
-        path: list[tuple[float, np.ndarray]],
-        top_k: int,
-        dedupe: bool,
-        where: pb.Filter,
-    ) -> Iterator[pb.StepResult]:
-        generation = live.generation  # one generation for the whole walk: consistent steps
-        scope = self.engine.scope(live, generation, filter_from_message(where), top_k)
-        shown: set[int] = set()
-        for step, (t, vector) in enumerate(path):
-            found = self.engine.nearest(
-                generation,
-                vector,
-                top_k,
-                exclude=frozenset(shown) if dedupe else frozenset(),
-                scope=scope,
-            )
-            shown.update(f.asset.id for f in found)
-            yield pb.StepResult(step=step, t=t, hits=[hit_message(f) for f in found])
+        terms = self.engine.terms(terms_from_messages(query.terms), query.expression, what)
+        return self.engine.compose(live, terms)
 
     # -- named directions -------------------------------------------------------------------
 
-    def CreateDirection(
+    def CreateDirection(  # noqa: N802
         self, request: pb.CreateDirectionRequest, context: grpc.ServicerContext
-    ) -> pb.Direction:  # noqa: N802
+    ) -> pb.CreateDirectionResponse:
         """Store mean(positive) - mean(negative), optionally orthogonal to other directions."""
-        if not DIRECTION_NAME.fullmatch(request.name):
-            raise InvalidArgument("direction name must be 1-200 letters, digits, '_', '-' or '.'")
-        if not request.positive and not request.negative:
-            raise InvalidArgument("give at least one positive or negative example")
-        if len(request.positive) + len(request.negative) > MAX_EXAMPLES:
-            raise InvalidArgument(f"at most {MAX_EXAMPLES} examples per direction")
-        live = self.engine.live(request.collection)
-        positive = self._examples(live, request.positive)
-        negative = self._examples(live, request.negative)
-        others = [self.catalog.direction(live.collection, n).vector for n in request.orthogonal_to]
-        vector = navigation.direction_from_examples(
-            _stack(positive, live.collection.dim), _stack(negative, live.collection.dim), others
+        saved = moves.create_direction(
+            self.engine,
+            request.collection,
+            request.name,
+            [example_from_message(e) for e in request.positive],
+            [example_from_message(e) for e in request.negative],
+            list(request.orthogonal_to),
         )
-        record = DirectionRecord(
-            name=request.name,
-            vector=vector.astype(np.float32),
-            norm=float(np.linalg.norm(vector)),
-            examples={
-                "positive": _describe(request.positive),
-                "negative": _describe(request.negative),
-            },
-            orthogonal_to=tuple(request.orthogonal_to),
-        )
-        saved = self.catalog.save_direction(live.collection, record)
-        return direction_message(saved, self.catalog.directions(live.collection))
+        others = self.catalog.directions(self.engine.live(request.collection).collection)
+        return pb.CreateDirectionResponse(direction=direction_message(saved, others))
 
-    def _examples(self, live: LiveIndex, examples: list[pb.DirectionExample]) -> list[np.ndarray]:
-        terms: list[Term] = [example_from_message(e) for e in examples]
-        return self.engine.compose(live, terms).term_vectors if terms else []
-
-    def ListDirections(
+    def ListDirections(  # noqa: N802
         self, request: pb.ListDirectionsRequest, context: grpc.ServicerContext
-    ) -> pb.ListDirectionsResponse:  # noqa: N802
+    ) -> pb.ListDirectionsResponse:
         """Every direction with its cosines to the others."""
         live = self.engine.live(request.collection)
         records = self.catalog.directions(live.collection)
@@ -301,17 +243,28 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             directions=[direction_message(r, records) for r in records]
         )
 
-    def GetDirection(
+    def GetDirection(  # noqa: N802
         self, request: pb.GetDirectionRequest, context: grpc.ServicerContext
-    ) -> pb.Direction:  # noqa: N802
+    ) -> pb.GetDirectionResponse:
         """One direction with its cosines to the others."""
         live = self.engine.live(request.collection)
         record = self.catalog.direction(live.collection, request.name)
-        return direction_message(record, self.catalog.directions(live.collection))
+        others = self.catalog.directions(live.collection)
+        return pb.GetDirectionResponse(direction=direction_message(record, others))
 
-    def Project(
+    def DeleteDirection(  # noqa: N802
+        self, request: pb.DeleteDirectionRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteDirectionResponse:
+        """Delete a direction."""
+        live = self.engine.live(request.collection)
+        self.catalog.delete_direction(live.collection, request.name)
+        return pb.DeleteDirectionResponse()
+
+    # -- maps -------------------------------------------------------------------------------
+
+    def Project(  # noqa: N802
         self, request: pb.ProjectRequest, context: grpc.ServicerContext
-    ) -> pb.ProjectResponse:  # noqa: N802
+    ) -> pb.ProjectResponse:
         """A 2-D projection of (a sample of) the collection, with an optional path."""
         max_points = request.max_points or DEFAULT_MAP_POINTS
         if not 2 <= max_points <= MAX_MAP_POINTS:
@@ -337,7 +290,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             color = (
                 asset.media_type
                 if request.color_by == "media_type"
-                else metadata_value(asset.metadata, request.color_by)
+                else _color(value_at(asset.metadata, request.color_by))
             )
             response.points.append(
                 pb.ProjectedPoint(asset_id=asset.id, uri=asset.uri, x=x, y=y, color=color)
@@ -365,25 +318,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             )
         return out
 
-    def DeleteDirection(  # noqa: N802
-        self, request: pb.DeleteDirectionRequest, context: grpc.ServicerContext
-    ) -> pb.DeleteDirectionResponse:
-        """Delete a direction."""
-        live = self.engine.live(request.collection)
-        self.catalog.delete_direction(live.collection, request.name)
-        return pb.DeleteDirectionResponse()
 
-
-def metadata_value(metadata: dict[str, Any], path: str) -> str:
-    """The string value at a dotted path ("objects.0.color"); "" when absent."""
-    value: Any = metadata
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return ""
+def _color(value: Any) -> str:
+    """A metadata value as a map colour: a scalar as text, anything else (or none) as ""."""
     if value is None or isinstance(value, dict | list):
         return ""
     return str(value)
@@ -399,50 +336,3 @@ def _next_token(page: Page, fingerprint: str, offset: int, seq: int) -> str:
 def _check_unit_interval(name: str, value: float, allow_zero: bool) -> None:
     if not (0.0 <= value <= 1.0) or (value == 0.0 and not allow_zero):
         raise InvalidArgument(f"{name} must be in [0, 1], got {value}")
-
-
-def _one_per_asset(found: list[Found]) -> list[Found]:
-    """The best-ranked embedding of each asset (a video has one per segment)."""
-    seen: set[int] = set()
-    out = []
-    for f in found:
-        if f.asset.id not in seen:
-            seen.add(f.asset.id)
-            out.append(f)
-    return out
-
-
-def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
-    return np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
-
-
-def _describe(examples: list[pb.DirectionExample]) -> list[str]:
-    out = []
-    for e in examples:
-        kind = e.WhichOneof("kind")
-        if kind == "text":
-            out.append(f'"{e.text}"')
-        elif kind == "asset_id":
-            out.append(f"asset:{e.asset_id}")
-        else:
-            out.append(f"image:sha256:{hashlib.sha256(e.image).hexdigest()}")
-    return out
-
-
-def _explanation(
-    composed: Composed, vector: np.ndarray, density: navigation.DensityReport | None, snapped: bool
-) -> pb.Explanation:
-    out = pb.Explanation(
-        query_vector=pb.Vector(values=vector.tolist()), terms=[describe(t) for t in composed.terms]
-    )
-    if density is not None:
-        out.density.CopyFrom(
-            pb.Density(
-                knn_similarity=density.knn_similarity,
-                typical_similarity=density.typical_similarity,
-                ratio=density.ratio,
-                is_hole=density.is_hole,
-                snapped=snapped,
-            )
-        )
-    return out

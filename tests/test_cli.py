@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cli.main import build_parser
+from cli.options import BOUND, settings_from
 
 
 def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
@@ -159,3 +160,91 @@ def test_filtered_and_paged_search(env: dict[str, str], server, tmp_path: Path) 
     assert "more: --page-token " in second.stderr
     bad = cli(*query[:-1], "meta.even=tru e", env=env, check=False)
     assert bad.returncode == 2 and "filter column 15: unexpected 'e'" in bad.stderr
+
+
+# Runs one command in a fresh interpreter and reports, from inside it, which heavy parts loaded.
+LIGHT_PROBE = """
+import sys
+from cli.main import main
+rc = main(sys.argv[1:])
+heavy = [m for m in ("torch", "faiss", "sqlalchemy", "open_clip") if m in sys.modules]
+print("probe:", rc, " ".join(heavy), file=sys.stderr)
+"""
+
+
+def test_client_commands_load_no_heavy_parts(
+    env: dict[str, str], library: Path, server, tmp_path: Path
+) -> None:
+    cli("index", str(library), env=env)
+    server.indexes.sync()
+    address = ["--server", f"127.0.0.1:{server.port}"]
+    commands = [
+        ["search", "a red circle"],
+        ["search", "a red circle", "--filter", "media=image", "--json"],
+        ["interpolate", '"red"', '"blue"', "--steps", "2"],
+        ["direction", "create", "warm", "--positive", "red", "--negative", "blue"],
+        ["direction", "list"],
+        ["traverse", '"red"', "--direction", "warm", "--steps", "2"],
+        ["variations", '"red"', "-n", "2"],
+        ["map", "--out", str(tmp_path / "map.png")],
+    ]
+    for command in commands:
+        result = subprocess.run(
+            [sys.executable, "-c", LIGHT_PROBE, *command, *address],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        probe = result.stderr.strip().splitlines()[-1]
+        assert probe == "probe: 0", f"assetsearch {' '.join(command)}: {result.stderr}"
+    assert (tmp_path / "map.png").stat().st_size > 0
+
+
+def _bound_flags(parser) -> list[tuple[str, str]]:
+    """(field, help) of every setting-bound flag of every command."""
+    out = []
+    for command in _commands(parser):
+        sub = parser
+        for name in command:
+            sub = next(a for a in sub._subparsers._group_actions).choices[name]
+        for action in sub._actions:
+            if action.dest in (sub.get_default(BOUND) or ()):
+                out.append((action.dest, action.help))
+    return out
+
+
+def test_setting_flags_name_their_variable_and_default() -> None:
+    bound = _bound_flags(build_parser())
+    fields = {field for field, _ in bound}
+    assert {"server", "data_dir", "database_url", "host", "port", "threads"} <= fields
+    assert {"model", "collection", "batch_size"} <= fields
+    for field, text in bound:
+        assert f"(ASSETSEARCH_{field.upper()}" in text, text
+    assert ("server", "HOST:PORT of the server the client commands call "
+            "(ASSETSEARCH_SERVER, default '127.0.0.1:50051')") in bound  # fmt: skip
+
+
+def test_flags_override_variables_which_override_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ASSETSEARCH_PORT", "6000")
+    monkeypatch.setenv("ASSETSEARCH_HOST", "0.0.0.0")
+    monkeypatch.delenv("ASSETSEARCH_DATA_DIR", raising=False)
+    parser = build_parser()
+    settings = settings_from(parser.parse_args(["serve", "--port", "7000"]))
+    assert (settings.port, settings.host) == (7000, "0.0.0.0")
+    assert settings.data_dir == Path(".assetsearch")
+    data = settings_from(parser.parse_args(["status", "--data-dir", str(tmp_path)])).data_dir
+    assert data == tmp_path and isinstance(data, Path)
+    # a flag another command does not have leaves its setting alone
+    monkeypatch.setenv("ASSETSEARCH_BATCH_SIZE", "8")
+    assert settings_from(parser.parse_args(["index", "x", "--batch-size", "4"])).batch_size == 4
+    assert settings_from(parser.parse_args(["status"])).batch_size == 8
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["serve", "--port", "many"])
+    assert exit_.value.code == 2
+    with pytest.raises(
+        ValueError, match=r"^batch_size: Input should be greater than or equal to 1$"
+    ):
+        settings_from(parser.parse_args(["index", "x", "--batch-size", "0"]))

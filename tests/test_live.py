@@ -13,9 +13,10 @@ import faiss
 import numpy as np
 
 from latent.catalog import AssetWrite, Catalog, CollectionInfo
-from latent.index.live import MANIFEST, Generation, LiveIndex
+from latent.index.base import VectorIndex
+from latent.index.live import Generation, LiveIndex
 from latent.index.policy import IndexPolicy
-from latent.index.vectors import VectorIndex
+from latent.index.snapshot import MANIFEST
 
 DIM = 8
 WAIT = 60  # seconds a handshake may take before the test gives up (never a timing check)

@@ -80,7 +80,7 @@ def _check_deleted_assets(address: str, cat: CatalogState, deleted: list[str]) -
     with SearchClient(address) as client:
         for uri in deleted:
             asset_id = cat.assets[uri].id
-            assert client.get_asset(asset_id).state == pb.Asset.State.DELETED
+            assert client.get_asset(asset_id).state == pb.Asset.State.STATE_DELETED
             with pytest.raises(AssetSearchError) as err:
                 client.search(asset_id=asset_id, top_k=5)
             assert err.value.status == grpc.StatusCode.NOT_FOUND

@@ -11,9 +11,10 @@ import pytest
 from assetsearch_client import AssetSearchError, SearchClient
 
 from latent.query.filters import Filter, MetadataCondition, parse_filter
-from service import paging, queries
-from service.convert import filter_message
-from service.queries import QueryEngine
+from service import engine as query_engine
+from service import paging
+from service.convert.filters import filter_message
+from service.engine import QueryEngine
 from tests.test_filters import _brute_force
 
 
@@ -58,8 +59,8 @@ def test_walking_all_pages_yields_every_match_once_in_score_order(
     plan: str,
 ) -> None:
     if plan == "postfilter":
-        monkeypatch.setattr(queries, "PREFILTER_MIN", 0)
-        monkeypatch.setattr(queries, "PREFILTER_BALANCE", 0.0)
+        monkeypatch.setattr(query_engine, "PREFILTER_MIN", 0)
+        monkeypatch.setattr(query_engine, "PREFILTER_BALANCE", 0.0)
     flt = parse_filter(where) if where else None
     query = vectors[0] + 0.5 * vectors[1]
     oracle = _brute_force(server.catalog, "pages", query, flt)
@@ -176,7 +177,7 @@ def test_deep_pages_stop_at_the_depth_limit(
 def test_the_planner_picks_the_id_selector_only_for_selective_filters(
     server, settings, vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries, "PREFILTER_MIN", 0)
+    monkeypatch.setattr(query_engine, "PREFILTER_MIN", 0)
     engine = QueryEngine(settings, server.catalog, server.indexes, server.encoders)
     live = server.indexes.get("pages")
     one = engine.scope(live, live.generation, parse_filter("meta.group=1 and media=vector"), 2)

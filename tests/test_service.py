@@ -67,7 +67,8 @@ def test_text_and_vector_queries(client: SearchClient, indexed: Path, encoder) -
 def test_get_asset_and_list_collections(client: SearchClient, indexed: Path, encoder) -> None:
     hit = client.search(text="anything", top_k=1).hits[0]
     asset = client.get_asset(hit.asset_id)
-    assert asset.uri == hit.uri and asset.state == asset.INDEXED and len(asset.content_hash) == 64
+    assert asset.uri == hit.uri and asset.state == asset.STATE_INDEXED
+    assert len(asset.content_hash) == 64
     (collection,) = client.list_collections()
     assert (collection.name, collection.dim, collection.indexed) == ("default", encoder.dim, 24)
     assert collection.model_spec == encoder.spec and collection.index_size == 24

@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from latent.errors import DimensionMismatch
+from latent.index.base import VectorIndex
 from latent.index.build import build_index
+from latent.index.flat import FlatIndex
+from latent.index.hnsw import HNSWIndex
+from latent.index.ivf import IVFIndex
 from latent.index.layers import IVF_SEGMENT_MIN, LayeredIndex
 from latent.index.policy import KINDS, IndexSpec, complete
-from latent.index.vectors import FlatIndex, HNSWIndex, IVFIndex, VectorIndex, read_index
+from latent.index.snapshot import read_index
 
 DIM = 32
 # How closely each type gives stored vectors back (SQ8 and PQ store codes, not floats).

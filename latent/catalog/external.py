@@ -1,7 +1,7 @@
-"""Embeddings computed elsewhere: checking an import batch and choosing its collection.
+"""Embeddings computed elsewhere: their ids, uris and model specs, and checking a batch.
 
-An imported row becomes an asset with uri ``vector:ID`` and media type ``vector``; the
-catalog writes a batch in one transaction (``Catalog.import_vectors``). Everything here
+An imported row becomes an asset with uri ``vector:ID`` and media type ``vector``;
+``latent.catalog.bulk`` writes a batch in one transaction. Everything here is pure and
 runs before anything is written, so a rejected batch leaves no trace.
 """
 
@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from latent.errors import DimensionMismatch, FailedPrecondition, InvalidArgument
-
-if TYPE_CHECKING:
-    from latent.catalog import Catalog, CollectionInfo
+from latent.errors import InvalidArgument
 
 EXTERNAL_MODEL = "external:unknown"  # default model spec: no encoder, vector queries only
 EXTERNAL_PREFIX = "external:"
@@ -28,17 +24,6 @@ MAX_DIM = 65_536
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
-@dataclass(frozen=True)
-class ImportCounts:
-    """What one import did: rows that became new assets and rows that replaced a vector."""
-
-    added: int = 0
-    replaced: int = 0
-
-    def __add__(self, other: ImportCounts) -> ImportCounts:
-        return ImportCounts(self.added + other.added, self.replaced + other.replaced)
-
-
 def external_uri(external_id: str) -> str:
     """The asset uri of an external id."""
     return URI_PREFIX + external_id
@@ -47,6 +32,16 @@ def external_uri(external_id: str) -> str:
 def is_external_model(spec: str) -> bool:
     """Whether a model spec only names where vectors came from (no loadable encoder)."""
     return spec.startswith(EXTERNAL_PREFIX)
+
+
+def check_dim(dim: int) -> None:
+    """Validate the dimension of imported vectors.
+
+    Raises:
+        InvalidArgument: not between 1 and ``MAX_DIM``.
+    """
+    if not 1 <= dim <= MAX_DIM:
+        raise InvalidArgument(f"dim must be between 1 and {MAX_DIM}, got {dim}")
 
 
 def check_id(external_id: Any, where: str) -> str:
@@ -122,11 +117,11 @@ def row_norms(vectors: np.ndarray, row_offset: int = 0) -> tuple[np.ndarray, np.
     return matrix, norms
 
 
-def unit_rows(vectors: np.ndarray, row_offset: int = 0) -> np.ndarray:
+def _unit(vectors: np.ndarray, row_offset: int) -> np.ndarray:
     """Finite, non-zero rows scaled to unit length, as float32.
 
-    Raises:
-        InvalidArgument: not a 2-D array of numbers, or a row that is NaN, infinite or zero.
+    Not ``latent.linalg.unit_rows``: that one keeps zero rows and takes float32 norms,
+    which over- or underflow for the extreme rows a foreign file may hold.
     """
     matrix, norms = row_norms(vectors, row_offset)
     out = matrix / norms.astype(np.float32)[:, None]
@@ -158,37 +153,4 @@ def check_batch(
     if metadata is not None and len(metadata) != len(ids):
         raise InvalidArgument(f"{len(metadata)} metadata objects for {len(ids)} rows")
     check_ids(ids, row_offset)
-    return unit_rows(vectors, row_offset)
-
-
-def import_collection(catalog: Catalog, name: str, model_spec: str, dim: int) -> CollectionInfo:
-    """The collection to import ``dim``-d vectors into, created when missing.
-
-    Args:
-        catalog: The catalog.
-        name: Collection name.
-        model_spec: The model that computed the vectors; "" means the existing
-            collection's, or ``EXTERNAL_MODEL`` for a new one.
-        dim: Dimension of the vectors.
-
-    Raises:
-        DimensionMismatch: the collection exists with another dimension.
-        FailedPrecondition: it exists with another model.
-        InvalidArgument: the dimension is out of range.
-    """
-    if not 1 <= dim <= MAX_DIM:
-        raise InvalidArgument(f"dim must be between 1 and {MAX_DIM}, got {dim}")
-    existing = catalog.find_collection(name)
-    if existing is None:
-        return catalog.ensure_collection(name, model_spec or EXTERNAL_MODEL, dim)
-    if model_spec and model_spec != existing.model_spec:
-        raise FailedPrecondition(
-            f"collection {name!r} holds vectors of model {existing.model_spec!r}, not "
-            f"{model_spec!r}; import into another collection (one model per collection)"
-        )
-    if dim != existing.dim:
-        raise DimensionMismatch(
-            f"the vectors are {dim}-d; collection {name!r} ({existing.model_spec}) is "
-            f"{existing.dim}-d"
-        )
-    return existing
+    return _unit(vectors, row_offset)

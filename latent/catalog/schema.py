@@ -24,7 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-ASSET_STATES = ("indexed", "failed", "deleted")
+INDEXED, FAILED, DELETED = "indexed", "failed", "deleted"
+ASSET_STATES = (INDEXED, FAILED, DELETED)  # every state an asset row can be in
 
 
 class Base(DeclarativeBase):
@@ -81,7 +82,7 @@ class Asset(Base):
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # one of ASSET_STATES
     error: Mapped[str | None] = mapped_column(Text)
     user_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

@@ -1,1 +1,1 @@
-"""FAISS indexes: flat, IVF and HNSW, layers, live generations, snapshots, policy."""
+"""FAISS indexes: base protocol, flat / IVF / HNSW, layers, live generations, snapshots, policy."""

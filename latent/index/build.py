@@ -16,8 +16,12 @@ from dataclasses import replace
 import faiss
 import numpy as np
 
+from latent.index.base import VectorIndex, as_matrix
+from latent.index.flat import FlatIndex
+from latent.index.hnsw import HNSWIndex
+from latent.index.ivf import IVFIndex
 from latent.index.policy import IndexSpec
-from latent.index.vectors import HNSWIndex, IVFIndex, VectorIndex, as_matrix, new_index
+from latent.linalg import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,15 @@ TRAIN_POINTS_PER_LIST = 50  # above FAISS' minimum of 39, far below its default 
 MIN_TRAIN_POINTS = 16_384  # SQ8 ranges and PQ codebooks want a few thousand points too
 PLATEAU = 0.005  # recall gains below this are noise: stop widening the search
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def new_index(spec: IndexSpec, dim: int) -> FlatIndex | HNSWIndex | IVFIndex:
+    """An empty index of a spec (IVF ones still need ``train``)."""
+    if spec.kind == "flat":
+        return FlatIndex(dim)
+    if spec.kind == "hnsw":
+        return HNSWIndex(dim, spec)
+    return IVFIndex(dim, spec)
 
 
 def build_index(
@@ -146,7 +159,7 @@ def _queries(matrix: np.ndarray, seed: int) -> np.ndarray:
     gap = np.sqrt(np.clip(2 - 2 * scores[:, 1:2], 0, 4))  # distance to the nearest other
     noise = rng.standard_normal(points.shape).astype(np.float32) / np.sqrt(matrix.shape[1])
     moved = points + gap * noise
-    return np.ascontiguousarray(moved / np.linalg.norm(moved, axis=1, keepdims=True), np.float32)
+    return np.ascontiguousarray(unit_rows(moved), np.float32)
 
 
 def _recall(found: np.ndarray, truth: np.ndarray) -> float:

@@ -20,8 +20,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from latent.index.base import VectorIndex, as_matrix, member, no_hits
+from latent.index.flat import FlatIndex
+from latent.index.ivf import IVFIndex
 from latent.index.policy import IndexSpec
-from latent.index.vectors import FlatIndex, IVFIndex, VectorIndex, as_matrix, member, no_hits
 
 EXACT_FILTER_LIMIT = 2048  # a filter admitting at most this many ids of a layer: exact scores
 MAX_SEGMENTS = 12

@@ -10,34 +10,33 @@ consistent, unchanging generation and never waits for a writer.
 absorbs the delta once the policy finds it large enough) or a *rebuild* (when the
 policy picks another index type or parameters, an IVF index's collection doubled since
 training, or an HNSW graph is 10% tombstones). The new base is caught up with the
-changes that arrived meanwhile, swapped in, and snapshotted.
+changes that arrived meanwhile, swapped in, and snapshotted (in the format of
+latent/index/snapshot.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from latent.catalog import Catalog, ChangeBatch, CollectionInfo
 from latent.errors import AssetSearchError
+from latent.index import snapshot
+from latent.index.base import VectorIndex
 from latent.index.build import build_index
+from latent.index.flat import FlatIndex
+from latent.index.hnsw import HNSWIndex
 from latent.index.layers import LayeredIndex
 from latent.index.policy import IndexPolicy, IndexSpec, estimate_bytes
-from latent.index.vectors import FlatIndex, HNSWIndex, VectorIndex, read_index
-from latent.models.encoders import file_sha256
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 HNSW_MAX_DELETED = 0.1  # rebuild an HNSW graph once this share of it is tombstones
 LOSSLESS = ("flat", "hnsw", "ivf-flat")  # bases whose vectors can seed a rebuild exactly
 RETRY_AFTER = 300.0  # seconds before a failed background job is tried again
@@ -307,116 +306,20 @@ class LiveIndex:
             view = self._generation.index
             if directory is None or view.base_seq == self.snapshot_seq:
                 return None
-            base = view.base.index
-            directory.mkdir(parents=True, exist_ok=True)
-            started = time.time()
-            name = f"index-{view.base_seq:012d}.faiss"
-            _atomic_write_index(directory / name, base)
-            manifest = {
-                "seq": view.base_seq,
-                "ntotal": len(base),
-                "file": name,
-                "sha256": file_sha256(directory / name),
-                "index_type": base.spec.kind,
-                "index": base.spec.to_dict(),
-                "index_state": base.state(),
-                "bytes_per_vector": round(base.memory_bytes() / max(len(base), 1), 1),
-                "model_spec": self.collection.model_spec,
-                "dim": self.collection.dim,
-                "collection_id": self.collection.id,
-            }
-            _atomic_write(directory / MANIFEST, json.dumps(manifest, indent=2).encode())
-            for old in directory.glob("index-*.faiss"):
-                if old.name != name:
-                    old.unlink(missing_ok=True)
-            _remove_stale_temp_files(directory, started)
+            path = snapshot.write_snapshot(
+                directory, view.base.index, view.base_seq, self.collection
+            )
             self.snapshot_seq = view.base_seq
-            return directory / name
+            return path
 
     def _read_snapshot(self) -> tuple[VectorIndex, int] | None:
         directory = self._dir()
-        if directory is None or not (directory / MANIFEST).exists():
+        if directory is None:
             return None
-        try:
-            manifest = json.loads((directory / MANIFEST).read_text())
-            path = directory / manifest["file"]
-            problem = self._snapshot_problem(manifest, path)
-            if problem:
-                log.warning("ignoring snapshot %s: %s; rebuilding from SQL", path, problem)
-                return None
-            spec = IndexSpec.from_dict(manifest.get("index") or {"kind": manifest["index_type"]})
-            index = read_index(spec, self.collection.dim, path, manifest.get("index_state"))
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AssetSearchError) as exc:
-            log.warning(
-                "ignoring unreadable snapshot in %s: %s; rebuilding from SQL", directory, exc
-            )
+        found = snapshot.read_snapshot(
+            directory, self.collection, lambda: self.catalog.head_seq(self.collection.id)
+        )
+        if found is None:
             return None
-        if len(index) != manifest["ntotal"]:
-            log.warning(
-                "snapshot %s holds %d vectors, manifest says %d",
-                path,
-                len(index),
-                manifest["ntotal"],
-            )
-            return None
-        self.snapshot_seq = int(manifest["seq"])
-        return index, int(manifest["seq"])
-
-    def _snapshot_problem(self, manifest: dict[str, Any], path: Path) -> str | None:
-        if (
-            manifest.get("collection_id") != self.collection.id
-            or manifest.get("dim") != self.collection.dim
-        ):
-            return "it belongs to another collection"
-        if manifest.get("model_spec") != self.collection.model_spec:
-            return "it was built with another model"
-        if manifest["seq"] > self.catalog.head_seq(self.collection.id):
-            return "it is ahead of the catalog (was the database replaced?)"
-        if not path.exists() or file_sha256(path) != manifest.get("sha256"):
-            return "its checksum does not match"
-        return None
-
-
-def _atomic_write_index(path: Path, index: VectorIndex) -> None:
-    """``_atomic_write`` for a FAISS index, streamed to the temp file by FAISS itself."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    index.write(tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _remove_stale_temp_files(directory: Path, before: float) -> None:
-    """Delete temp files of snapshot writes that a crash cut short (each as big as an index).
-
-    Only those older than ``before`` (this write's start), so a write in progress in
-    another process sharing the directory is left alone.
-    """
-    for tmp in directory.glob(".*.tmp"):
-        try:
-            if tmp.stat().st_mtime < before:
-                tmp.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        self.snapshot_seq = found.seq
+        return found.index, found.seq

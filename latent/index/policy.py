@@ -5,7 +5,7 @@ index whose storage (Flat, SQ8, PQ) is the most exact one that fits the memory
 budget. HNSW is never picked automatically (building it at 1M vectors on a small
 machine takes too long) but any collection can ask for it, or for any type and
 parameter, through an override. A parameter left at 0 is chosen here or tuned at
-build time (``latent/index_build.py``).
+build time (``latent/index/build.py``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import faiss
 import numpy as np
 
 from latent.errors import DimensionMismatch, InvalidArgument
+from latent.linalg import unit_or_zero, unit_rows
 
 MAX_STEPS = 100
 PCA_SAMPLE_ROWS = 100_000
@@ -49,16 +50,10 @@ def _matrix(
 
 
 def _unit(v: np.ndarray, name: str) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    if norm < _EPS:
+    # Stricter than linalg.unit's own check: a walk or a direction this short is noise.
+    if float(np.linalg.norm(v)) < _EPS:
         raise InvalidArgument(f"{name} is (nearly) the zero vector and has no direction")
-    return v / norm
-
-
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    safe = np.where(norms < _EPS, 1.0, norms)
-    return np.where(norms < _EPS, 0.0, m / safe)
+    return unit_or_zero(v)
 
 
 def _same_dim(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -129,7 +124,7 @@ def interpolate(
     else:
         raise InvalidArgument(f"method must be 'lerp' or 'slerp', got {method!r}")
     pairs = zip(ts, points, strict=True)
-    return [(float(t), (p / np.linalg.norm(p)).astype(np.float32)) for t, p in pairs]
+    return [(float(t), unit_or_zero(p).astype(np.float32)) for t, p in pairs]
 
 
 def _lerp_point(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -217,7 +212,7 @@ def _orthonormal_basis(vectors: Sequence[np.ndarray], d: int) -> list[np.ndarray
         for e in basis:
             w = w - (w @ e) * e
         if float(np.linalg.norm(w)) > _EPS * max(norm, 1.0):
-            basis.append(w / np.linalg.norm(w))
+            basis.append(unit_or_zero(w))
     return basis
 
 
@@ -291,7 +286,7 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         _same_dim(ua, ub, "cosine_matrix")
     if ua.shape[0] == 0 or ub.shape[0] == 0:
         return np.zeros((ua.shape[0], ub.shape[0]), dtype=np.float32)
-    return np.clip(_unit_rows(ua) @ _unit_rows(ub).T, -1.0, 1.0).astype(np.float32)
+    return np.clip(unit_rows(ua, _EPS) @ unit_rows(ub, _EPS).T, -1.0, 1.0).astype(np.float32)
 
 
 def mmr(query: np.ndarray, candidates: np.ndarray, k: int, diversity: float) -> list[int]:
@@ -355,7 +350,7 @@ def collapse_near_duplicates(candidates: np.ndarray, threshold: float) -> list[i
     """
     if not 0.0 < threshold <= 1.0:
         raise InvalidArgument(f"dedup threshold must be in (0, 1], got {threshold}")
-    units = _unit_rows(_matrix(candidates, "candidates", allow_empty=True))
+    units = unit_rows(_matrix(candidates, "candidates", allow_empty=True), _EPS)
     kept: list[int] = []
     for i in range(units.shape[0]):
         if kept and float(np.max(units[kept] @ units[i])) >= threshold - _EPS:
@@ -428,7 +423,7 @@ def typical_knn_similarity(
     """
     if k < 1 or sample < 1:
         raise InvalidArgument(f"k and sample must be at least 1, got k={k}, sample={sample}")
-    units = _unit_rows(_matrix(vectors, "vectors", dtype=np.float32))
+    units = unit_rows(_matrix(vectors, "vectors", dtype=np.float32), _EPS)
     units = np.ascontiguousarray(units, dtype=np.float32)
     n = units.shape[0]
     if n < 2:
@@ -455,7 +450,7 @@ def snap_to_neighbours(neighbours: np.ndarray) -> np.ndarray:
     Raises:
         InvalidArgument: no neighbours, non-finite input, or a zero centroid.
     """
-    units = _unit_rows(_matrix(neighbours, "neighbours"))
+    units = unit_rows(_matrix(neighbours, "neighbours"), _EPS)
     return _unit(units.mean(axis=0), "the neighbours' centroid").astype(np.float32)
 
 
@@ -530,14 +525,14 @@ def pick_variations(
         raise InvalidArgument(f"n must be at least 1, got {n}")
     check_band(radius, min_distance, diversity)
     s = _unit(_vector(seed, "seed"), "seed")
-    units = _unit_rows(_matrix(candidates, "candidates", allow_empty=True))
+    units = unit_rows(_matrix(candidates, "candidates", allow_empty=True), _EPS)
     if units.shape[0] == 0:
         return VariationPicks([], 0)
     _same_dim(s, units, "variations")
     cos = units @ s
     band = np.flatnonzero((1.0 - cos >= min_distance) & (1.0 - cos <= radius))
     closeness = (cos[band] - (1.0 - radius)) / max(radius - min_distance, _EPS)
-    moves = _unit_rows(units[band] - cos[band, None] * s)
+    moves = unit_rows(units[band] - cos[band, None] * s, _EPS)
     picked = _greedy_spread(closeness, moves, units[band], n, diversity, 1.0 - min_distance)
     return VariationPicks([int(band[i]) for i in picked], int(band.size))
 

@@ -13,7 +13,6 @@ from assetsearch_client.terms import (
     Text,
     Vector,
     describe,
-    weighted,
 )
 
 __all__ = [
@@ -25,5 +24,4 @@ __all__ = [
     "Text",
     "Vector",
     "describe",
-    "weighted",
 ]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import struct_pb2
+from google.protobuf.message import Message
 
 from assetsearch_client import terms as t
 from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
@@ -17,6 +18,7 @@ QueryLike = str | Sequence[t.Term]
 """An expression string (``'"red" + asset:4'``) or a list of terms."""
 IMPORT_BATCH = 4096  # rows per ImportVectors call (8 MiB of 512-d float32)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_Reply = TypeVar("_Reply", bound=Message)
 
 
 def term_message(term: t.Term) -> pb.QueryTerm:
@@ -65,18 +67,22 @@ def struct(values: dict[str, Any] | None) -> struct_pb2.Struct:
 
 
 class _Stub:
-    """The generated stub with every failure mapped to our error tree."""
+    """The generated stub with every failure mapped to our error tree, typed by reply."""
 
     def __init__(self, channel: grpc.Channel) -> None:
         self._stub = pb_grpc.SearchServiceStub(channel)
 
-    def unary(self, method: str, request: Any, timeout: float) -> Any:
+    def unary(self, method: str, request: Message, reply: type[_Reply], timeout: float) -> _Reply:
+        """Call a unary RPC; ``reply`` is its response type (the generated stub is untyped)."""
         try:
-            return getattr(self._stub, method)(request, timeout=timeout)
+            return cast(_Reply, getattr(self._stub, method)(request, timeout=timeout))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
 
-    def stream(self, method: str, request: Any, timeout: float) -> Iterator[Any]:
+    def stream(
+        self, method: str, request: Message, reply: type[_Reply], timeout: float
+    ) -> Iterator[_Reply]:
+        """Call a server-streaming RPC; errors are raised while iterating."""
         try:
             yield from getattr(self._stub, method)(request, timeout=timeout)
         except grpc.RpcError as exc:
@@ -163,7 +169,7 @@ class SearchClient:
             request.query.asset_id = asset_id
         else:
             request.query.vector.values.extend(float(v) for v in vector)  # type: ignore[union-attr]
-        return self._stub.unary("Search", request, self.timeout)
+        return self._stub.unary("Search", request, pb.SearchResponse, self.timeout)
 
     def interpolate(
         self,
@@ -176,8 +182,12 @@ class SearchClient:
         dedupe: bool = False,
         collection: str = "",
         filter: pb.Filter | None = None,  # noqa: A002
-    ) -> Iterator[pb.StepResult]:
-        """Stream one result set per step from ``source`` to ``target``."""
+    ) -> Iterator[pb.InterpolateResponse]:
+        """Stream one result set per step from ``source`` to ``target``.
+
+        Raises:
+            AssetSearchError: the server refused the call (raised while iterating).
+        """
         request = pb.InterpolateRequest(
             collection=collection,
             source=query_message(source),
@@ -188,7 +198,7 @@ class SearchClient:
             dedupe=dedupe,
             filter=filter,
         )
-        return self._stub.stream("Interpolate", request, self.timeout)
+        return self._stub.stream("Interpolate", request, pb.InterpolateResponse, self.timeout)
 
     def traverse(
         self,
@@ -203,8 +213,13 @@ class SearchClient:
         dedupe: bool = False,
         collection: str = "",
         filter: pb.Filter | None = None,  # noqa: A002
-    ) -> Iterator[pb.StepResult]:
-        """Stream one result set per step along a direction (exactly one of the three)."""
+    ) -> Iterator[pb.TraverseResponse]:
+        """Stream one result set per step along a direction (exactly one of the three).
+
+        Raises:
+            ValueError: not exactly one of named, texts and principal_component was given.
+            AssetSearchError: the server refused the call (raised while iterating).
+        """
         if sum(x is not None for x in (named, texts, principal_component)) != 1:
             raise ValueError("give exactly one of named, texts or principal_component")
         request = pb.TraverseRequest(
@@ -222,7 +237,7 @@ class SearchClient:
             request.texts.CopyFrom(pb.TextPair(source=texts[0], target=texts[1]))
         else:
             request.principal_component = int(principal_component or 0)
-        return self._stub.stream("Traverse", request, self.timeout)
+        return self._stub.stream("Traverse", request, pb.TraverseResponse, self.timeout)
 
     def variations(
         self,
@@ -249,7 +264,7 @@ class SearchClient:
             min_distance=min_distance,
             diversity=diversity,
         )
-        return self._stub.unary("Variations", request, self.timeout)
+        return self._stub.unary("Variations", request, pb.VariationsResponse, self.timeout)
 
     def create_direction(
         self,
@@ -267,7 +282,8 @@ class SearchClient:
             negative=[example_message(t) for t in negative],
             orthogonal_to=list(orthogonal_to),
         )
-        return self._stub.unary("CreateDirection", request, self.timeout)
+        reply = pb.CreateDirectionResponse
+        return self._stub.unary("CreateDirection", request, reply, self.timeout).direction
 
     def project(
         self,
@@ -290,22 +306,24 @@ class SearchClient:
         if path is not None:
             request.path_source.CopyFrom(query_message(path[0]))
             request.path_target.CopyFrom(query_message(path[1]))
-        return self._stub.unary("Project", request, self.timeout)
+        return self._stub.unary("Project", request, pb.ProjectResponse, self.timeout)
 
     def list_directions(self, collection: str = "") -> list[pb.Direction]:
         """Every named direction of a collection."""
         request = pb.ListDirectionsRequest(collection=collection)
-        return list(self._stub.unary("ListDirections", request, self.timeout).directions)
+        reply = pb.ListDirectionsResponse
+        return list(self._stub.unary("ListDirections", request, reply, self.timeout).directions)
 
     def get_direction(self, name: str, collection: str = "") -> pb.Direction:
         """One named direction."""
         request = pb.GetDirectionRequest(collection=collection, name=name)
-        return self._stub.unary("GetDirection", request, self.timeout)
+        reply = pb.GetDirectionResponse
+        return self._stub.unary("GetDirection", request, reply, self.timeout).direction
 
     def delete_direction(self, name: str, collection: str = "") -> None:
         """Delete a named direction."""
         request = pb.DeleteDirectionRequest(collection=collection, name=name)
-        self._stub.unary("DeleteDirection", request, self.timeout)
+        self._stub.unary("DeleteDirection", request, pb.DeleteDirectionResponse, self.timeout)
 
     def import_vectors(
         self,
@@ -342,23 +360,28 @@ class SearchClient:
                 vectors=matrix[start:end].tobytes(),
                 metadata=[struct(m) for m in metadata[start:end]] if metadata else [],
             )
-            done = self._stub.unary("ImportVectors", request, self.timeout)
+            reply = pb.ImportVectorsResponse
+            done = self._stub.unary("ImportVectors", request, reply, self.timeout)
             added, replaced = total.added + done.added, total.replaced + done.replaced
             total.CopyFrom(done)
             total.added, total.replaced = added, replaced
         return total
 
     def get_asset(self, asset_id: int) -> pb.Asset:
-        """One asset by id."""
-        return self._stub.unary("GetAsset", pb.GetAssetRequest(asset_id=asset_id), self.timeout)
+        """One asset by id, whatever its state.
+
+        Raises:
+            NotFound: no asset has that id.
+            InvalidArgument: the id is not positive.
+        """
+        request = pb.GetAssetRequest(asset_id=asset_id)
+        return self._stub.unary("GetAsset", request, pb.GetAssetResponse, self.timeout).asset
 
     def list_collections(self) -> list[pb.Collection]:
         """Every collection the server knows."""
-        return list(
-            self._stub.unary(
-                "ListCollections", pb.ListCollectionsRequest(), self.timeout
-            ).collections
-        )
+        request = pb.ListCollectionsRequest()
+        reply = pb.ListCollectionsResponse
+        return list(self._stub.unary("ListCollections", request, reply, self.timeout).collections)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the channel connects.

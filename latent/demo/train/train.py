@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from latent.demo.world import (
     sample_scene,
     sample_size,
 )
+from latent.hashing import bytes_sha256
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def encode_frozen_text(model: Any, tokenizer: Any, texts: list[str]) -> torch.Te
 
 def cached_text_features(model: Any, tokenizer: Any, texts: list[str]) -> torch.Tensor:
     """encode_frozen_text, memoised on disk by the captions' digest (the tower never changes)."""
-    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:24]
+    digest = bytes_sha256("\n".join(texts).encode())[:24]
     path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     path = path / "assetsearch" / "demo_train" / f"text-{digest}.safetensors"
     if path.exists():

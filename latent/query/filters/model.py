@@ -175,6 +175,11 @@ def _check_size(part: SizeRange) -> None:
 
 
 def check_condition(where: str, c: MetadataCondition) -> None:
+    """Check a metadata condition: its key path, op, number of values and their types.
+
+    Raises:
+        InvalidArgument: the condition is malformed (``where`` names it).
+    """
     check_key_path(c.key, f"{where}.key")
     if c.op not in METADATA_OPS:
         raise InvalidArgument(f"{where}: op must be one of {', '.join(_OP_NAMES.values())}")

@@ -189,7 +189,17 @@ class TextPair(_message.Message):
     target: str
     def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
-class StepResult(_message.Message):
+class InterpolateResponse(_message.Message):
+    __slots__ = ("step", "t", "hits")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    T_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    t: float
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    def __init__(self, step: _Optional[int] = ..., t: _Optional[float] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
+
+class TraverseResponse(_message.Message):
     __slots__ = ("step", "t", "hits")
     STEP_FIELD_NUMBER: _ClassVar[int]
     T_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +233,12 @@ class CreateDirectionRequest(_message.Message):
     orthogonal_to: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[DirectionExample, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[DirectionExample, _Mapping]]] = ..., orthogonal_to: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class CreateDirectionResponse(_message.Message):
+    __slots__ = ("direction",)
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    def __init__(self, direction: _Optional[_Union[Direction, _Mapping]] = ...) -> None: ...
+
 class ListDirectionsRequest(_message.Message):
     __slots__ = ("collection",)
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +252,12 @@ class GetDirectionRequest(_message.Message):
     collection: str
     name: str
     def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetDirectionResponse(_message.Message):
+    __slots__ = ("direction",)
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    def __init__(self, direction: _Optional[_Union[Direction, _Mapping]] = ...) -> None: ...
 
 class DeleteDirectionRequest(_message.Message):
     __slots__ = ("collection", "name")
@@ -286,18 +308,24 @@ class GetAssetRequest(_message.Message):
     asset_id: int
     def __init__(self, asset_id: _Optional[int] = ...) -> None: ...
 
+class GetAssetResponse(_message.Message):
+    __slots__ = ("asset",)
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    asset: Asset
+    def __init__(self, asset: _Optional[_Union[Asset, _Mapping]] = ...) -> None: ...
+
 class Asset(_message.Message):
     __slots__ = ("id", "collection", "uri", "content_hash", "media_type", "size_bytes", "mtime", "width", "height", "state", "error", "metadata", "created_at", "updated_at")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Asset.State]
-        INDEXED: _ClassVar[Asset.State]
-        FAILED: _ClassVar[Asset.State]
-        DELETED: _ClassVar[Asset.State]
+        STATE_INDEXED: _ClassVar[Asset.State]
+        STATE_FAILED: _ClassVar[Asset.State]
+        STATE_DELETED: _ClassVar[Asset.State]
     STATE_UNSPECIFIED: Asset.State
-    INDEXED: Asset.State
-    FAILED: Asset.State
-    DELETED: Asset.State
+    STATE_INDEXED: Asset.State
+    STATE_FAILED: Asset.State
+    STATE_DELETED: Asset.State
     ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
@@ -511,19 +539,19 @@ class MetadataCondition(_message.Message):
     class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OP_UNSPECIFIED: _ClassVar[MetadataCondition.Op]
-        EQUALS: _ClassVar[MetadataCondition.Op]
-        NOT_EQUALS: _ClassVar[MetadataCondition.Op]
-        IN: _ClassVar[MetadataCondition.Op]
-        NOT_IN: _ClassVar[MetadataCondition.Op]
-        EXISTS: _ClassVar[MetadataCondition.Op]
-        NOT_EXISTS: _ClassVar[MetadataCondition.Op]
+        OP_EQUALS: _ClassVar[MetadataCondition.Op]
+        OP_NOT_EQUALS: _ClassVar[MetadataCondition.Op]
+        OP_IN: _ClassVar[MetadataCondition.Op]
+        OP_NOT_IN: _ClassVar[MetadataCondition.Op]
+        OP_EXISTS: _ClassVar[MetadataCondition.Op]
+        OP_NOT_EXISTS: _ClassVar[MetadataCondition.Op]
     OP_UNSPECIFIED: MetadataCondition.Op
-    EQUALS: MetadataCondition.Op
-    NOT_EQUALS: MetadataCondition.Op
-    IN: MetadataCondition.Op
-    NOT_IN: MetadataCondition.Op
-    EXISTS: MetadataCondition.Op
-    NOT_EXISTS: MetadataCondition.Op
+    OP_EQUALS: MetadataCondition.Op
+    OP_NOT_EQUALS: MetadataCondition.Op
+    OP_IN: MetadataCondition.Op
+    OP_NOT_IN: MetadataCondition.Op
+    OP_EXISTS: MetadataCondition.Op
+    OP_NOT_EXISTS: MetadataCondition.Op
     KEY_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]

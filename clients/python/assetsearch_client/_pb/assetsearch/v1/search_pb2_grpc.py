@@ -43,7 +43,7 @@ class SearchServiceStub:
         self.GetAsset = channel.unary_unary(
                 '/assetsearch.v1.SearchService/GetAsset',
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.GetAssetRequest.SerializeToString,
-                response_deserializer=assetsearch_dot_v1_dot_search__pb2.Asset.FromString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.GetAssetResponse.FromString,
                 _registered_method=True)
         self.ListCollections = channel.unary_unary(
                 '/assetsearch.v1.SearchService/ListCollections',
@@ -53,17 +53,17 @@ class SearchServiceStub:
         self.Interpolate = channel.unary_stream(
                 '/assetsearch.v1.SearchService/Interpolate',
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.InterpolateRequest.SerializeToString,
-                response_deserializer=assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.InterpolateResponse.FromString,
                 _registered_method=True)
         self.Traverse = channel.unary_stream(
                 '/assetsearch.v1.SearchService/Traverse',
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.TraverseRequest.SerializeToString,
-                response_deserializer=assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.TraverseResponse.FromString,
                 _registered_method=True)
         self.CreateDirection = channel.unary_unary(
                 '/assetsearch.v1.SearchService/CreateDirection',
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.CreateDirectionRequest.SerializeToString,
-                response_deserializer=assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.CreateDirectionResponse.FromString,
                 _registered_method=True)
         self.ListDirections = channel.unary_unary(
                 '/assetsearch.v1.SearchService/ListDirections',
@@ -73,7 +73,7 @@ class SearchServiceStub:
         self.GetDirection = channel.unary_unary(
                 '/assetsearch.v1.SearchService/GetDirection',
                 request_serializer=assetsearch_dot_v1_dot_search__pb2.GetDirectionRequest.SerializeToString,
-                response_deserializer=assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.GetDirectionResponse.FromString,
                 _registered_method=True)
         self.DeleteDirection = channel.unary_unary(
                 '/assetsearch.v1.SearchService/DeleteDirection',
@@ -202,7 +202,7 @@ def add_SearchServiceServicer_to_server(servicer, server):
             'GetAsset': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAsset,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.GetAssetRequest.FromString,
-                    response_serializer=assetsearch_dot_v1_dot_search__pb2.Asset.SerializeToString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.GetAssetResponse.SerializeToString,
             ),
             'ListCollections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCollections,
@@ -212,17 +212,17 @@ def add_SearchServiceServicer_to_server(servicer, server):
             'Interpolate': grpc.unary_stream_rpc_method_handler(
                     servicer.Interpolate,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.InterpolateRequest.FromString,
-                    response_serializer=assetsearch_dot_v1_dot_search__pb2.StepResult.SerializeToString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.InterpolateResponse.SerializeToString,
             ),
             'Traverse': grpc.unary_stream_rpc_method_handler(
                     servicer.Traverse,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.TraverseRequest.FromString,
-                    response_serializer=assetsearch_dot_v1_dot_search__pb2.StepResult.SerializeToString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.TraverseResponse.SerializeToString,
             ),
             'CreateDirection': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDirection,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.CreateDirectionRequest.FromString,
-                    response_serializer=assetsearch_dot_v1_dot_search__pb2.Direction.SerializeToString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.CreateDirectionResponse.SerializeToString,
             ),
             'ListDirections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDirections,
@@ -232,7 +232,7 @@ def add_SearchServiceServicer_to_server(servicer, server):
             'GetDirection': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDirection,
                     request_deserializer=assetsearch_dot_v1_dot_search__pb2.GetDirectionRequest.FromString,
-                    response_serializer=assetsearch_dot_v1_dot_search__pb2.Direction.SerializeToString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.GetDirectionResponse.SerializeToString,
             ),
             'DeleteDirection': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDirection,
@@ -309,7 +309,7 @@ class SearchService:
             target,
             '/assetsearch.v1.SearchService/GetAsset',
             assetsearch_dot_v1_dot_search__pb2.GetAssetRequest.SerializeToString,
-            assetsearch_dot_v1_dot_search__pb2.Asset.FromString,
+            assetsearch_dot_v1_dot_search__pb2.GetAssetResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -363,7 +363,7 @@ class SearchService:
             target,
             '/assetsearch.v1.SearchService/Interpolate',
             assetsearch_dot_v1_dot_search__pb2.InterpolateRequest.SerializeToString,
-            assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+            assetsearch_dot_v1_dot_search__pb2.InterpolateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -390,7 +390,7 @@ class SearchService:
             target,
             '/assetsearch.v1.SearchService/Traverse',
             assetsearch_dot_v1_dot_search__pb2.TraverseRequest.SerializeToString,
-            assetsearch_dot_v1_dot_search__pb2.StepResult.FromString,
+            assetsearch_dot_v1_dot_search__pb2.TraverseResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -417,7 +417,7 @@ class SearchService:
             target,
             '/assetsearch.v1.SearchService/CreateDirection',
             assetsearch_dot_v1_dot_search__pb2.CreateDirectionRequest.SerializeToString,
-            assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+            assetsearch_dot_v1_dot_search__pb2.CreateDirectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -471,7 +471,7 @@ class SearchService:
             target,
             '/assetsearch.v1.SearchService/GetDirection',
             assetsearch_dot_v1_dot_search__pb2.GetDirectionRequest.SerializeToString,
-            assetsearch_dot_v1_dot_search__pb2.Direction.FromString,
+            assetsearch_dot_v1_dot_search__pb2.GetDirectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,28 +1,30 @@
-"""Query resolution and result shaping shared by the Search and navigation RPCs."""
+"""The query engine: domain terms and filters in, vectors and shaped hits out (no protobuf)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 
-from latent.catalog import AssetRecord, Catalog, CollectionInfo
 from latent.catalog.external import is_external_model
 from latent.errors import FailedPrecondition, InvalidArgument, ModelUnavailable
-from latent.index.live import Generation, LiveIndex
-from latent.models.encoders import Encoder, EncoderCache
 from latent.query import navigation
 from latent.query.algebra import compose, embed_term, needs_encoder
 from latent.query.expressions import MAX_TERMS, terms_from_expression
-from latent.query.filters import Filter
-from latent.query.terms import Term
-from latent.settings import Settings
-from service.convert import term_from_message
-from service.hits import Joined
-from service.indexes import IndexRegistry
+from service.results import Composed, Found, Page
+
+if TYPE_CHECKING:
+    from latent.catalog import Catalog, CollectionInfo
+    from latent.index.live import Generation, LiveIndex
+    from latent.models.encoders import Encoder, EncoderCache
+    from latent.query.filters import Filter
+    from latent.query.terms import Term
+    from latent.settings import Settings
+    from service.hits import Joined
+    from service.indexes import IndexRegistry
 
 DENSITY_K = 10
 MAX_CANDIDATES = 2000
@@ -32,25 +34,6 @@ MAX_CANDIDATES = 2000
 PREFILTER_MIN = 1000
 PREFILTER_BALANCE = 4.0
 MAX_GROWTH = 64  # an over-fetch grows by at most this factor per round
-
-
-@dataclass(frozen=True)
-class Composed:
-    """A resolved query: its terms, each term's unit vector and the composed unit vector."""
-
-    terms: list[Term]
-    term_vectors: list[np.ndarray]
-    vector: np.ndarray
-
-
-@dataclass(frozen=True)
-class Found:
-    """One hit before it becomes a message."""
-
-    asset: AssetRecord
-    score: float
-    embedding_id: int
-    segment: tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -67,17 +50,8 @@ class Scope:
     matches: int | None = None
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a ranking: its hits, whether more follow, the shaped pool size."""
-
-    found: list[Found]
-    more: bool
-    pool: int = 0
-
-
 class QueryEngine:
-    """Turns request queries into vectors and vectors into shaped hits."""
+    """Turns domain queries into vectors and vectors into shaped hits."""
 
     def __init__(
         self, settings: Settings, catalog: Catalog, indexes: IndexRegistry, encoders: EncoderCache
@@ -101,29 +75,27 @@ class QueryEngine:
             )
         return requested or default
 
-    def terms(
-        self, terms: Sequence[pb.QueryTerm], expression: str, what: str = "query"
-    ) -> list[Term]:
-        """Terms from a repeated field or an expression (exactly one must be set)."""
+    def terms(self, terms: Sequence[Term], expression: str, what: str = "query") -> list[Term]:
+        """A query's terms, given as terms or as an expression (exactly one must be set).
+
+        Args:
+            terms: The query's terms; empty when it is an expression.
+            expression: The query as an expression; empty when it is terms.
+            what: The query's name in error messages ("source", "seed"...).
+
+        Returns:
+            The terms, in order.
+
+        Raises:
+            InvalidArgument: both or neither are set, too many terms, or a bad expression.
+        """
         if bool(terms) == bool(expression):
             raise InvalidArgument(f"{what}: set exactly one of terms or expression")
         if terms:
             if len(terms) > MAX_TERMS:
                 raise InvalidArgument(f"{what}: at most {MAX_TERMS} terms, got {len(terms)}")
-            return [term_from_message(t) for t in terms]
+            return list(terms)
         return terms_from_expression(expression)
-
-    def search_terms(self, request: pb.SearchRequest) -> list[Term]:
-        """The terms of a SearchRequest: its single query, its terms or its expression."""
-        given = [request.HasField("query"), len(request.terms) > 0, bool(request.expression)]
-        if sum(given) != 1:
-            raise InvalidArgument(
-                "set exactly one of query, terms or expression (a query term is text, image, "
-                "asset_id, vector or direction)"
-            )
-        if request.HasField("query"):
-            return [replace(term_from_message(request.query), weight=1.0)]
-        return self.terms(request.terms, request.expression)
 
     def compose(self, live: LiveIndex, terms: list[Term]) -> Composed:
         """Embed each term in the collection's space and compose them."""

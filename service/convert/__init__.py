@@ -1,0 +1,1 @@
+"""Protobuf <-> domain conversions, by concern: records, queries, filters."""
