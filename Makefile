@@ -39,9 +39,20 @@ test-durability: $(STAMP)
 protos: $(STAMP)
 	$(PY) -m service.protogen
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check latent indexer service cli tests bench
+# ruff (check + format), mypy, the import layers of .importlinter, and buf lint (STANDARD).
+PY_SOURCES := latent indexer service cli migrations tests bench clients/python
+BUF := node_modules/.bin/buf
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(BUF)
+
+lint: $(STAMP) $(BUF)
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(BUF) lint
 
 bench: $(STAMP)
 	$(PY) bench/indexing.py
@@ -53,4 +64,4 @@ demo-model: $(STAMP)
 	$(PY) -m latent.demo.train --out latent/models/demo --seed 0
 
 clean:
-	rm -rf $(VENV) .assetsearch .assetsearch-demo .pytest_cache
+	rm -rf $(VENV) .assetsearch .assetsearch-demo .pytest_cache node_modules
