@@ -59,6 +59,12 @@ def example_message(term: t.Example) -> pb.DirectionExample:
     raise TypeError(f"a direction example is a text, image or asset, not {t.describe(term)}")
 
 
+def _floats(values: Sequence[float]) -> list[float]:
+    """The numbers as a flat list of floats; a numpy array (any shape) converts in C."""
+    ravel = getattr(values, "ravel", None)
+    return ravel().tolist() if ravel is not None else [float(v) for v in values]
+
+
 def struct(values: dict[str, Any] | None) -> struct_pb2.Struct:
     """A protobuf Struct from a JSON-like dict."""
     out = struct_pb2.Struct()
@@ -168,7 +174,7 @@ class SearchClient:
         elif asset_id is not None:
             request.query.asset_id = asset_id
         else:
-            request.query.vector.values.extend(float(v) for v in vector)  # type: ignore[union-attr]
+            request.query.vector.values.extend(_floats(vector))  # type: ignore[arg-type]
         return self._stub.unary("Search", request, pb.SearchResponse, self.timeout)
 
     def interpolate(
