@@ -79,7 +79,10 @@ def _index(settings: Settings, library: Path, catalog: Catalog, encoders: Encode
         settings.collection,
         settings.model,
         batch_size=settings.batch_size,
+        max_pixels=settings.max_image_pixels,
         metadata=load_metadata(library / "labels.jsonl"),
+        max_file_bytes=int(settings.max_file_bytes),
+        exclude=[settings.data_dir],
     ).run([library])
     print(summary)
 

@@ -28,6 +28,7 @@ def _add_index(commands: argparse._SubParsersAction) -> None:
         metavar="FILE.jsonl",
         help='user metadata: JSON Lines with a "file" path per line (e.g. the demo labels.jsonl)',
     )
+    setting_flag(p, "max_file_bytes")
     setting_flag(p, "threads")
     catalog_flags(p)
     p.set_defaults(func=index)
@@ -83,6 +84,8 @@ def index(args: argparse.Namespace) -> int:
         max_pixels=settings.max_image_pixels,
         progress=bar.update,
         metadata=load_metadata(args.metadata) if args.metadata else None,
+        max_file_bytes=int(settings.max_file_bytes),
+        exclude=[settings.data_dir],  # the catalog and snapshots are never library content
     )
     try:
         summary = indexer.run(args.paths, model_explicit=args.model is not None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +20,7 @@ from latent.errors import FailedPrecondition
 from latent.hashing import bytes_sha256, file_sha256
 from latent.media.images import DecodedImage, DecodeError, decode_image_file
 from latent.models.encoders import Encoder
+from latent.settings import MAX_FILE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,23 @@ class Summary:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A file read, hashed and decoded (or failed) off the encoding thread."""
+    """A file read, hashed and decoded (or failed) off the encoding thread.
+
+    ``size`` and ``mtime_ns`` are those of the bytes actually read, which differ from the
+    scan's when the file was rewritten in between; ``gone`` says it vanished before the read.
+    """
 
     file: ScannedFile
     content_hash: str | None
     image: DecodedImage | None
     error: str | None
+    size: int
+    mtime_ns: int
+    gone: bool = False
+
+
+class _Refused(Exception):
+    """A file the indexer will not read; the message is stored as the asset's error."""
 
 
 class Indexer:
@@ -67,6 +81,8 @@ class Indexer:
         max_pixels: int = 64_000_000,
         progress: Callable[[int], None] | None = None,
         metadata: Mapping[str, dict[str, Any]] | None = None,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        exclude: Sequence[Path] = (),
     ) -> None:
         self.catalog = catalog
         self.encoder_factory = encoder_factory
@@ -74,6 +90,8 @@ class Indexer:
         self.model_spec = model_spec
         self.batch_size = batch_size
         self.max_pixels = max_pixels
+        self.max_file_bytes = max_file_bytes
+        self.exclude = exclude  # folders never scanned, such as the data directory
         self.progress = progress
         self.metadata = metadata or {}  # uri -> user metadata; files not named keep theirs
         self._encoder: Encoder | None = None
@@ -117,8 +135,8 @@ class Indexer:
         known = self._known = self.catalog.file_states(collection.id, root_prefix(root))
         log.info("scanning %s: %d files known to the catalog", root, len(known))
         seen: set[str] = set()
-        todo = self._diff(collection, scan(root), known, seen, summary)
-        self._encode_and_commit(collection, todo, summary)
+        todo = self._diff(collection, scan(root, self.exclude), known, seen, summary)
+        seen -= self._encode_and_commit(collection, todo, summary)
         self.catalog.set_metadata(
             {
                 s.asset_id: self.metadata[uri]
@@ -163,31 +181,51 @@ class Indexer:
 
     def _prepare(self, f: ScannedFile) -> _Prepared:
         try:
-            data = f.path.read_bytes()
+            data, st = _read_regular(f.path, self.max_file_bytes)
+        except FileNotFoundError:
+            log.info("skipped %s: deleted before it could be read", f.path)
+            return _Prepared(f, None, None, None, f.size, f.mtime_ns, gone=True)
+        except _Refused as exc:
+            return _Prepared(f, None, None, str(exc), f.size, f.mtime_ns)
         except OSError as exc:
-            return _Prepared(f, None, None, f"cannot read file: {exc.strerror or exc}")
+            reason = f"cannot read file: {exc.strerror or exc}"
+            return _Prepared(f, None, None, reason, f.size, f.mtime_ns)
         content_hash = bytes_sha256(data)
+        image, error = self._decode(f, data)
+        return _Prepared(f, content_hash, image, error, st.st_size, st.st_mtime_ns)
+
+    def _decode(self, f: ScannedFile, data: bytes) -> tuple[DecodedImage | None, str | None]:
+        if not data:
+            return None, "empty file (0 bytes)"
         try:
-            return _Prepared(
-                f, content_hash, decode_image_file(io.BytesIO(data), self.max_pixels), None
-            )
+            return decode_image_file(io.BytesIO(data), self.max_pixels), None
         except DecodeError as exc:
-            return _Prepared(f, content_hash, None, str(exc))
+            return None, str(exc)
+        except Exception as exc:  # a decoder bug must cost this one file, not the run
+            log.warning("decoder failed on %s", f.path, exc_info=True)
+            return None, f"the image decoder failed unexpectedly: {type(exc).__name__}: {exc}"
 
     def _encode_and_commit(
         self, collection: CollectionInfo, todo: Iterator[ScannedFile], summary: Summary
-    ) -> None:
+    ) -> set[str]:
+        """Encode and commit ``todo``; return the uris of files that vanished before the read."""
+        gone: set[str] = set()
         # Two threads read and decode at most two batches ahead while this thread encodes
         # and commits: memory stays bounded however large the library.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
             batch: list[_Prepared] = []
             for prepared in _bounded_map(pool, self._prepare, todo, 2 * self.batch_size):
+                if prepared.gone:
+                    gone.add(prepared.file.uri)
+                    self._tick()
+                    continue
                 batch.append(prepared)
                 if len(batch) >= self.batch_size:
                     self._commit_batch(collection, batch, summary)
                     batch = []
             if batch:
                 self._commit_batch(collection, batch, summary)
+        return gone
 
     def _metadata_of(self, uri: str) -> dict[str, Any]:
         if uri in self.metadata:
@@ -207,8 +245,8 @@ class Indexer:
             write = AssetWrite(
                 f.uri,
                 f.media_type,
-                f.size,
-                f.mtime_ns,
+                p.size,
+                p.mtime_ns,
                 p.content_hash,
                 metadata=self._metadata_of(f.uri),
             )
@@ -238,6 +276,49 @@ def _bounded_map(
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def _read_regular(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file of at most ``limit`` bytes, and its status when read.
+
+    The type is checked before opening (a FIFO or device is never opened) and again on the
+    open descriptor, in case the name was replaced in between.
+
+    Raises:
+        _Refused: not a regular file, or larger than ``limit``.
+        OSError: it cannot be opened or read (``FileNotFoundError``: it is gone).
+    """
+    _check_regular(os.stat(path), limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as fh:
+        st = os.fstat(fd)
+        _check_regular(st, limit)
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise _Refused(
+            f"file too large: above the {_human(limit)} limit (ASSETSEARCH_MAX_FILE_BYTES)"
+        )
+    return data, st
+
+
+def _check_regular(st: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise _Refused("not a regular file (a FIFO, socket or device); never read")
+    if st.st_size > limit:
+        raise _Refused(
+            f"file too large: {_human(st.st_size)} is above the {_human(limit)} limit "
+            "(ASSETSEARCH_MAX_FILE_BYTES)"
+        )
+
+
+def _human(size: int) -> str:
+    """A byte count for people: 21474836480 gives '20.0 GiB'."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB"):
+        if value < 1024:
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def _safe_hash(path: Path) -> str | None:

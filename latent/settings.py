@@ -12,6 +12,8 @@ from latent.index.policy import FLAT_THRESHOLD, KINDS, IndexPolicy, IndexSpec
 DEFAULT_MODEL = "builtin:demo"
 DEFAULT_COLLECTION = "default"
 
+MAX_FILE_BYTES = 2 * 2**30  # the indexer's default size cap: 2 GiB
+
 
 class Settings(BaseSettings):
     """Configuration for every assetsearch process.
@@ -46,7 +48,18 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=64_000_000, ge=1, description="Pillow decompression-bomb limit."
     )
+    max_file_bytes: ByteSize = Field(
+        default=ByteSize(MAX_FILE_BYTES),
+        gt=0,
+        description="Largest file the indexer reads (e.g. 2GiB); a larger one becomes a failed "
+        "asset, unread.",
+    )
     max_top_k: int = Field(default=1000, ge=1)
+    query_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        description="Text and image query embeddings the server keeps (LRU, exact); 0: none.",
+    )
     threads: int = Field(
         default=0, ge=0, description="torch/FAISS threads; 0 keeps the library default."
     )

@@ -15,6 +15,16 @@ from latent.errors import InvalidArgument
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 # Decoders Pillow may use; anything else (EPS, PSD, ...) is refused before parsing.
 IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# Leading bytes of formats often found under an image's name, to say what a file really is.
+_OTHER_CONTENT = (
+    (b"<!doctype html", "an HTML page"),
+    (b"<html", "an HTML page"),
+    (b"<?xml", "an XML document"),
+    (b"pk\x03\x04", "a ZIP archive"),
+    (b"%pdf", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"8bps", "a Photoshop document"),
+)
 
 
 class DecodeError(Exception):
@@ -52,12 +62,29 @@ def _open(source: Path | IO[bytes], max_pixels: int) -> DecodedImage:
             f"image too large (decompression-bomb limit {max_pixels} px): {exc}"
         ) from exc
     except UnidentifiedImageError as exc:
+        found = _other_content(source)
         raise DecodeError(
-            "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)"
+            (f"the content is {found}, " if found else "")
+            + "not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)"
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DecodeError(f"cannot decode image: {exc}") from exc
+        raise DecodeError(f"cannot decode image (damaged or truncated file): {exc}") from exc
     return DecodedImage(rgb, rgb.width, rgb.height)
+
+
+def _other_content(source: Path | IO[bytes]) -> str | None:
+    """What a file that is no supported image seems to be, from its first bytes."""
+    try:
+        if isinstance(source, Path):
+            with source.open("rb") as fh:
+                head = fh.read(64)
+        else:
+            source.seek(0)
+            head = source.read(64)
+    except OSError:
+        return None
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()  # a BOM or blank lines before HTML
+    return next((name for magic, name in _OTHER_CONTENT if head.startswith(magic)), None)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
