@@ -82,6 +82,40 @@ def generate_images(out_dir: Path, count: int, seed: int) -> list[Path]:
     return paths
 
 
+def write_random_arch(name: str, out_dir: Path, seed: int = 0) -> str:
+    """Write open_clip architecture ``name`` with seeded random weights as a local model.
+
+    Real weights cannot be downloaded here; a random model of the real size costs the
+    same to run. The files go to ``out_dir`` (a temp dir of the run, never committed).
+
+    Args:
+        name: An open_clip architecture, e.g. ``ViT-B-32``.
+        out_dir: Where ``open_clip_config.json`` and ``open_clip_model.safetensors`` go.
+        seed: The ``torch.manual_seed`` of the weights.
+
+    Returns:
+        The model spec, ``local-dir:OUT_DIR``.
+    """
+    import json
+
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = open_clip.create_model(name, pretrained=None)
+    config = open_clip.get_model_config(name)
+    if config is None:
+        raise SystemExit(f"open_clip knows no architecture {name!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": config, "preprocess_cfg": {}}, indent=2)
+    )
+    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(out_dir / "open_clip_model.safetensors"))
+    return f"local-dir:{out_dir}"
+
+
 def set_threads(threads: int) -> str:
     """Apply a torch/FAISS thread count as ``Settings.threads`` means it (0 keeps the default).
 

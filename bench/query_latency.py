@@ -5,6 +5,11 @@ model is the real one (so text and image queries embed with it), the real server
 started on a free port, and each query is timed through ``SearchClient`` right next to
 the same work done in-process: the encoder's embedding, the FAISS search alone and the
 catalog join alone. The gap between them is what the service adds.
+
+Text queries run twice over, alternating: with the encoder's exact text truncation on and
+off (distinct texts, so the server's query cache never serves them), and one repeated
+text shows the cache. ``--arch ViT-B-32`` (any open_clip architecture) serves a model of
+that size with seeded random weights, written to a temp dir for the run.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb  # noqa: E402
 from latent.catalog import AssetWrite, Catalog, CollectionInfo  # noqa: E402
 from latent.index.base import VectorIndex  # noqa: E402
 from latent.media.images import decode_image_bytes  # noqa: E402
-from latent.models.encoders import Encoder, EncoderCache  # noqa: E402
+from latent.models.encoders import Encoder, EncoderCache, OpenClipEncoder  # noqa: E402
 from latent.settings import Settings  # noqa: E402
 from service.server import AssetSearchServer  # noqa: E402
 
@@ -40,6 +45,8 @@ WARMUP = 5
 MAX_PIXELS = 64_000_000
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
+UNCUT = "text (truncation off)"
+REPEATED = "text, repeated (query cache)"
 
 Samples = dict[str, list[float]]
 Query = str | bytes | np.ndarray
@@ -152,6 +159,17 @@ def via_grpc(kind: str, client: SearchClient, query: Query, top_k: int, s: Sampl
     s[f"{kind}: server-side took_ms"].append(float(response.took_ms))
 
 
+def text_pair(encoder: Encoder, i: int, texts: list[str]) -> list[tuple[str, Query, bool]]:
+    """Query ``i``'s two texts, truncation on and off, in an order that alternates with ``i``.
+
+    An encoder without the switch gets the one text with truncation as it is.
+    """
+    if not isinstance(encoder, OpenClipEncoder):
+        return [("text", texts[2 * i], True)]
+    pair = [("text", texts[2 * i], True), (UNCUT, texts[2 * i + 1], False)]
+    return pair if i % 2 == 0 else pair[::-1]
+
+
 def run_queries(
     encoder: Encoder,
     index: VectorIndex,
@@ -162,15 +180,20 @@ def run_queries(
     seed: int,
 ) -> Samples:
     """Time ``n`` text and ``n`` image queries, each part side by side; warm-up excluded."""
-    texts, images = query_texts(n + WARMUP), query_images(QUERY_IMAGES, seed)
+    texts, images = query_texts(2 * (n + WARMUP)), query_images(QUERY_IMAGES, seed)
     samples: Samples = defaultdict(list)
     for i in range(n + WARMUP):
         s: Samples = samples if i >= WARMUP else defaultdict(list)
-        image = images[i % len(images)]
-        pairs: tuple[tuple[str, Query], ...] = (("text", texts[i]), ("image", image))
-        for kind, query in pairs:
-            vector = in_process(kind, encoder, index, catalog, query, top_k, s)
-            via_grpc(kind, client, query, top_k, s)
+        for kind, text, truncate in text_pair(encoder, i, texts):
+            if isinstance(encoder, OpenClipEncoder):
+                encoder.truncate_text = truncate  # the server shares this model instance
+            in_process(kind, encoder, index, catalog, text, top_k, s)
+            via_grpc(kind, client, text, top_k, s)
+        if isinstance(encoder, OpenClipEncoder):
+            encoder.truncate_text = True
+        via_grpc(REPEATED, client, texts[0], top_k, s)
+        vector = in_process("image", encoder, index, catalog, images[i % len(images)], top_k, s)
+        via_grpc("image", client, images[i % len(images)], top_k, s)
         via_grpc("vector", client, vector, top_k, s)
     return samples
 
@@ -208,6 +231,11 @@ ROWS = (
     "text: gRPC round trip",
     "text: server-side took_ms",
     "text: embedding alone, in-process",
+    f"{UNCUT}: gRPC round trip",
+    f"{UNCUT}: server-side took_ms",
+    f"{UNCUT}: embedding alone, in-process",
+    f"{REPEATED}: gRPC round trip",
+    f"{REPEATED}: server-side took_ms",
     "image: gRPC round trip",
     "image: server-side took_ms",
     "image: embedding alone, in-process",
@@ -221,7 +249,7 @@ ROWS = (
 def table(s: Samples) -> str:
     """Latency percentiles per path, then what the service adds per query kind."""
     lines = ["| path | p50 ms | p99 ms | n |", "|---|---:|---:|---:|"]
-    for name in ROWS:
+    for name in (r for r in ROWS if s.get(r)):
         lines.append(
             f"| {name} | {common.percentile(s[name], 50):.2f} | "
             f"{common.percentile(s[name], 99):.2f} | {len(s[name])} |"
@@ -234,24 +262,35 @@ def table(s: Samples) -> str:
     ]
     parts = ("FAISS search alone", "catalog join alone (hits_for_embeddings)")
     base = sum(common.median(s[p]) for p in parts)
-    for kind in ("text", "image"):
+    for kind in (k for k in ("text", UNCUT, "image") if s.get(f"{k}: gRPC round trip")):
         local = common.median(s[f"{kind}: embedding alone, in-process"]) + base
         remote = common.median(s[f"{kind}: gRPC round trip"])
         lines.append(f"| {kind} | {remote - local:.2f} ms | {remote / local:.2f} |")
     return "\n".join(lines)
 
 
-def section(setup: Setup, s: Samples, queries: int, top_k: int, command: str, threads: str) -> str:
-    """The body of the "## Query latency" section of BENCHMARKS.md."""
+def section(setup: Setup, s: Samples, args: argparse.Namespace, command: str, threads: str) -> str:
+    """The body of a query-latency section of BENCHMARKS.md."""
+    queries, top_k = args.queries, args.top_k
+    model = f"`{setup.model}`"
+    if args.arch:
+        model = f"`{args.arch}` of seeded random weights (seed {args.seed}, a temp `local-dir:`)"
+    cut = (
+        f' "{UNCUT}" rows are the same number of other texts run with the encoder\'s exact '
+        "truncation off, alternating with the default (on) in one process; "
+        f'"{REPEATED}" is one text asked again each round (served by the query cache).'
+        if s.get(f"{UNCUT}: gRPC round trip")
+        else ""
+    )
     return (
-        f"Model `{setup.model}` ({setup.dim}-d); N = {setup.count} random unit vectors imported "
+        f"Model {model} ({setup.dim}-d); N = {setup.count} random unit vectors imported "
         f"through `Catalog.commit` ({setup.import_seconds:.1f} s) into a collection of that "
         f"model; exact FAISS flat index; {threads}; server start with index load from SQL "
         f"{setup.start_seconds:.1f} s. {queries} text and {queries} image-bytes queries "
         f"(PNG/JPEG, 128–512 px), top_k = {top_k}, each timed through `SearchClient` right "
         "beside the same embedding, FAISS search and catalog join in-process (client and "
         "server share one process and one model instance). p99 of this many samples is "
-        "close to the maximum.\n\n"
+        f"close to the maximum.{cut}\n\n"
         f"Machine: {common.machine()}; {common.utc_now()}.\n"
         f"Command: `{command}`\n\n{table(s)}\n"
     )
@@ -266,7 +305,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--queries", type=int, default=200, help="queries of each kind (default %(default)s)"
     )
-    parser.add_argument("--model", default=None, help=common.MODEL_HELP)
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--model", default=None, help=common.MODEL_HELP)
+    models.add_argument(
+        "--arch",
+        default=None,
+        help="serve this open_clip architecture (e.g. ViT-B-32) with seeded random weights",
+    )
     parser.add_argument(
         "--top-k", type=int, default=10, help="hits per query (default %(default)s)"
     )
@@ -275,7 +320,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     common.add_threads_option(parser)
     parser.add_argument(
-        "--write", action="store_true", help=f'replace the "## {SECTION}" section of BENCHMARKS.md'
+        "--write", action="store_true", help="replace the --section section of BENCHMARKS.md"
+    )
+    parser.add_argument(
+        "--section", default=SECTION, help="the BENCHMARKS.md section (default %(default)r)"
     )
     return parser.parse_args(argv)
 
@@ -285,13 +333,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.top_k > args.count:
         raise SystemExit("--top-k must not exceed --count")
-    model = args.model or common.default_model()
     threads = common.set_threads(args.threads)
-    print(
-        f"model: {model}; vectors: {args.count}; queries: {args.queries} of each kind; {threads}",
-        flush=True,
-    )
-    setup, samples = measure(model, args.count, args.queries, args.top_k, args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-arch-") as tmp:
+        model = args.model or common.default_model()
+        if args.arch:
+            model = common.write_random_arch(args.arch, Path(tmp), args.seed)
+        print(
+            f"model: {args.arch or model}; vectors: {args.count}; queries: {args.queries} of "
+            f"each kind; {threads}",
+            flush=True,
+        )
+        setup, samples = measure(model, args.count, args.queries, args.top_k, args.seed)
     print(
         f"imported {setup.count} vectors in {setup.import_seconds:.1f} s; server start "
         f"(index loaded from SQL) {setup.start_seconds:.1f} s"
@@ -299,12 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(samples))
     if args.write:
         command = common.command_line("bench/query_latency.py", argv)
-        common.replace_section(
-            common.BENCHMARKS,
-            SECTION,
-            section(setup, samples, args.queries, args.top_k, command, threads),
-        )
-        print(f"wrote section '## {SECTION}' of {common.BENCHMARKS}")
+        body = section(setup, samples, args, command, threads)
+        common.replace_section(common.BENCHMARKS, args.section, body)
+        print(f"wrote section '## {args.section}' of {common.BENCHMARKS}")
     return 0
 
 

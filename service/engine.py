@@ -14,6 +14,7 @@ from latent.errors import FailedPrecondition, InvalidArgument, ModelUnavailable
 from latent.query import navigation
 from latent.query.algebra import compose, embed_term, needs_encoder
 from latent.query.expressions import MAX_TERMS, terms_from_expression
+from service.query_cache import QueryCache, term_key
 from service.results import Composed, Found, Page
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class QueryEngine:
         self.encoders = encoders
         # collection -> (index size when measured, typical k-NN similarity)
         self._typical: dict[str, tuple[int, float]] = {}
+        self.query_cache = QueryCache(settings.query_cache_size)
 
     def live(self, collection: str) -> LiveIndex:
         """The live index of a collection (the default one when empty)."""
@@ -101,11 +103,18 @@ class QueryEngine:
         """Embed each term in the collection's space and compose them."""
         collection = live.collection
         encoder = self._encoder(collection) if any(map(needs_encoder, terms)) else None
-        vectors = [
-            embed_term(t, self.catalog, collection, encoder, self.settings.max_image_pixels)
-            for t in terms
-        ]
+        vectors = [self._embed(t, collection, encoder) for t in terms]
         return Composed(terms, vectors, compose(vectors, [t.weight for t in terms]))
+
+    def _embed(self, term: Term, collection: CollectionInfo, encoder: Encoder | None) -> np.ndarray:
+        """One term's vector; text and image terms through the query cache (by model spec)."""
+        key = term_key(collection.model_spec, term) if encoder is not None else None
+        return self.query_cache.get_or_embed(
+            key,
+            lambda: embed_term(
+                term, self.catalog, collection, encoder, self.settings.max_image_pixels
+            ),
+        )
 
     def _encoder(self, collection: CollectionInfo) -> Encoder:
         """The collection's encoder, for text and image terms.

@@ -1,4 +1,4 @@
-"""The open_clip encoder: spec parsing, offline errors, checksums, normalised output."""
+"""The open_clip encoder: spec parsing, offline errors, checksums, normalised output, truncation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from latent.errors import InvalidArgument, ModelUnavailable
-from latent.models.encoders import load_encoder
+from latent.models.encoders import OpenClipEncoder, TextTower, load_encoder
 from latent.models.spec import ModelSpec
 from tests.conftest import draw_image
 
@@ -58,6 +58,38 @@ def test_batches_give_the_same_vectors_as_one_by_one(tiny_model: str) -> None:
     together = enc.encode_images(images)
     alone = np.concatenate([enc.encode_images([im]) for im in images])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+MIXED_TEXTS = [
+    "a",
+    "a red circle",
+    "a small blue square on green grass",
+    "hello! world!",  # "!" is token 0, the CLIP tokenizer's pad id, inside a real text
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "tower"),
+    [("tiny", TextTower.CAUSAL), ("builtin:demo", TextTower.MASKED)],
+)
+def test_truncated_text_batches_match_the_full_context(
+    spec: str, tower: TextTower, tiny_model: str
+) -> None:
+    enc = OpenClipEncoder(tiny_model if spec == "tiny" else spec)
+    assert enc.text_tower is tower
+    context = enc._tokenizer(["x"]).shape[1]
+    longest = max(len(t.split()) for t in MIXED_TEXTS) + 2  # words + start + end tokens
+    assert enc._tokenize(MIXED_TEXTS).shape[1] <= min(longest + 4, context - 1)
+    too_long = " ".join(f"word{i}" for i in range(3 * context))
+    for texts in (MIXED_TEXTS, [*MIXED_TEXTS, too_long]):
+        cut = enc.encode_texts(texts)
+        alone = np.concatenate([enc.encode_texts([t]) for t in texts])
+        enc.truncate_text = False
+        full = enc.encode_texts(texts)
+        enc.truncate_text = True
+        assert full.shape == (len(texts), enc.dim)
+        assert np.all(np.sum(cut * full, axis=1) >= 0.99999)
+        assert np.all(np.sum(alone * full, axis=1) >= 0.99999)
 
 
 def test_hub_spec_offline_says_how_to_use_a_local_copy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,7 @@
 
 The spec forms are in ``latent.models.spec``; ``latent.models.loader`` turns one into a
 model, so this module only runs models: batched, in inference mode, one forward pass
-at a time.
+at a time. Text batches run only as long as their longest real text (see ``TextTower``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+from open_clip.hf_model import ClsLastHiddenStatePooler, ClsPooler, HFTextEncoder, MeanPooler
+from open_clip.model import CLIP
+from open_clip.transformer import text_global_pool
 from PIL import Image
 
 from latent.models.loader import load_model
@@ -36,11 +40,56 @@ class Encoder(Protocol):
         ...
 
 
-class OpenClipEncoder:
-    """An open_clip model on the CPU (or a given device), batched, in inference mode."""
+class TextTower(Enum):
+    """How a text tower can be cut to the batch's real tokens without changing its output."""
 
-    def __init__(self, spec: str, device: str = "cpu", batch_size: int = 32) -> None:
+    CAUSAL = "causal"  # CLIP's own tower: a token sees only those before it
+    MASKED = "masked"  # an HF tower: pads are masked out of attention and pooling
+    FULL = "full"  # anything else runs the whole context, as open_clip does
+
+
+def classify_text_tower(model: Any) -> TextTower:
+    """Classify an open_clip model's text tower (see ``TextTower``).
+
+    A causal tower qualifies only when it pools a position at or before the end-of-text
+    token ('argmax', 'eos', 'first'); 'last' would read a pad. An HF tower qualifies only
+    with a pooler that honours the attention mask (mean, CLS).
+    """
+    if isinstance(model, CLIP):
+        causal = model.attn_mask is not None
+        pools_real_token = model.text_pool_type in ("argmax", "eos", "first")
+        return TextTower.CAUSAL if causal and pools_real_token else TextTower.FULL
+    tower = getattr(model, "text", None)
+    exact_poolers = (MeanPooler, ClsPooler, ClsLastHiddenStatePooler)
+    if isinstance(tower, HFTextEncoder) and isinstance(tower.pooler, exact_poolers):
+        return TextTower.MASKED
+    return TextTower.FULL
+
+
+def real_length(tokens: torch.Tensor, pad_id: int) -> int:
+    """Columns up to and including the last non-pad token of any row (at least 1)."""
+    real = (tokens != pad_id).any(dim=0).nonzero()
+    return int(real[-1]) + 1 if len(real) else 1
+
+
+class OpenClipEncoder:
+    """An open_clip model on the CPU (or a given device), batched, in inference mode.
+
+    ``truncate_text`` (default on) runs a text batch only up to its longest real text
+    instead of the whole context; results are the same (see ``TextTower``). It is a
+    plain attribute so that a benchmark can time both ways on one loaded model.
+    """
+
+    def __init__(
+        self, spec: str, device: str = "cpu", batch_size: int = 32, truncate_text: bool = True
+    ) -> None:
         """Load the model named by ``spec``.
+
+        Args:
+            spec: The model spec (see ``latent.models.spec``).
+            device: The torch device to run on.
+            batch_size: Items per forward pass.
+            truncate_text: Cut text batches to their real tokens (exact; see ``TextTower``).
 
         Raises:
             InvalidArgument: the spec is malformed.
@@ -50,9 +99,11 @@ class OpenClipEncoder:
         self.spec = spec.strip()
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.truncate_text = truncate_text
         self._model: Any = loaded.model.to(self.device)  # open_clip's towers are untyped
         self._tokenizer = loaded.tokenizer
         self._preprocess = loaded.preprocess
+        self.text_tower = classify_text_tower(self._model)
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
         self.dim = int(self.encode_texts(["probe"]).shape[1])
@@ -67,11 +118,38 @@ class OpenClipEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts in batches; returns L2-normalised float32 rows."""
-        return self._run(
-            texts,
-            lambda chunk: self._tokenizer(list(chunk)),
-            lambda batch: self._model.encode_text(batch),
-        )
+        return self._run(texts, self._tokenize, self._encode_text)
+
+    def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids at the full context, cut to the batch's real length when that is exact."""
+        tokens: torch.Tensor = self._tokenizer(list(texts))
+        if not self.truncate_text or self.text_tower is TextTower.FULL:
+            return tokens
+        pad_id = 0  # open_clip's CLIP tokenizer pads with 0
+        if self.text_tower is TextTower.MASKED:
+            pad_id = int(self._model.text.config.pad_token_id)
+        return tokens[:, : real_length(tokens, pad_id)]
+
+    def _encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The text tower on (possibly cut) tokens.
+
+        A cut batch on the causal tower needs the positional embedding and causal mask
+        cut to match, which ``CLIP.encode_text`` does not do, so the tower's parts run here
+        in its order with both sliced. An HF tower builds its mask from the pads itself.
+        """
+        model = self._model
+        width = tokens.shape[1]
+        if self.text_tower is not TextTower.CAUSAL or width == model.context_length:
+            return model.encode_text(tokens)
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:width].to(cast)
+        x = model.transformer(x, attn_mask=model.attn_mask[:width, :width])
+        x = model.ln_final(x)
+        eos = getattr(model, "text_eos_id", None)
+        x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=eos)
+        if isinstance(model.text_projection, torch.nn.Linear):
+            return model.text_projection(x)
+        return x if model.text_projection is None else x @ model.text_projection
 
     def _run(
         self,
