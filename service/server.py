@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LOADER_JOIN_SECONDS = 300.0  # a real-size model loads in seconds; never hang a shutdown forever
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SearchService"].full_name
 
 
@@ -39,6 +40,7 @@ class AssetSearchServer:
         self.catalog = catalog
         self.encoders = encoders or EncoderCache(batch_size=settings.batch_size)
         self.health = health.HealthServicer()
+        self._loader: threading.Thread | None = None
         self.indexes = IndexRegistry(
             catalog,
             settings.data_dir / "snapshots",
@@ -92,10 +94,10 @@ class AssetSearchServer:
         if not self.port:
             raise AssetSearchError(f"cannot listen on {address} (port in use?)")
         self._server.start()
-        loader = threading.Thread(target=self._load, name="index-load", daemon=True)
-        loader.start()
+        self._loader = threading.Thread(target=self._load, name="index-load", daemon=True)
+        self._loader.start()
         if wait_ready:
-            loader.join()
+            self._loader.join()
         return self.port
 
     def _load(self) -> None:
@@ -114,4 +116,9 @@ class AssetSearchServer:
         """Stop accepting calls, finish those in flight, snapshot the indexes."""
         self._set_serving(False)
         self._server.stop(grace).wait()
+        if self._loader is not None:
+            # A process that exits while this thread is inside torch (a model still loading)
+            # aborts ("terminate called without an active exception", exit 134) and writes no
+            # snapshot: let the load finish first.
+            self._loader.join(timeout=LOADER_JOIN_SECONDS)
         self.indexes.stop(snapshot=True)

@@ -161,3 +161,37 @@ def test_revision_0003_keeps_collections_and_assets(database_url: str) -> None:
     with pytest.raises(NotFound):
         cat.set_index_options("nope", None)
     cat.close()
+
+
+class SlowEncoders(EncoderCache):
+    """An encoder cache whose model load blocks until the test lets it finish."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.put(encoder)
+        self.loading = threading.Event()
+        self.go_on = threading.Event()
+
+    def get(self, spec: str) -> Encoder:
+        self.loading.set()
+        assert self.go_on.wait(WAIT)
+        return super().get(spec)
+
+
+def test_stop_waits_for_a_model_still_loading(settings: Settings, encoder: Encoder) -> None:
+    # A process that exits while the loader thread is inside torch aborts (exit 134, no
+    # snapshot); SIGTERM during the model load must still end in a clean stop.
+    catalog = Catalog(settings.resolved_database_url())
+    catalog.ensure_collection("default", encoder.spec, encoder.dim)
+    encoders = SlowEncoders(encoder)
+    srv = AssetSearchServer(settings, catalog, encoders)
+    srv.start(host="127.0.0.1", port=0, wait_ready=False)
+    assert encoders.loading.wait(WAIT)
+    stopper = threading.Thread(target=srv.stop, kwargs={"grace": 0})
+    stopper.start()
+    stopper.join(0.5)
+    assert stopper.is_alive(), "stop() returned while the model was still loading"
+    encoders.go_on.set()
+    stopper.join(WAIT)
+    assert not stopper.is_alive()
+    catalog.close()
