@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from cli.options import catalog_flags, open_catalog, settings_from
+from cli.output import usage_error
 
+if TYPE_CHECKING:
+    from latent.catalog import AssetRecord, Catalog
+
+FAILED_LIMIT = 100  # failures `status --failed` lists unless --limit says otherwise
 INDEX_KINDS = ("flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq")
 INDEX_PARAMS = (
     ("nlist", "IVF lists"),
@@ -24,7 +30,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "status", help="collections, models and asset counts (reads the catalog)"
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (with --failed: one object per failed asset)",
+    )
+    p.add_argument(
+        "--failed", action="store_true", help="list failed assets with reasons, newest first"
+    )
+    p.add_argument("--collection", help="with --failed: only this collection's (default: all)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help=f"with --failed: list at most N (default {FAILED_LIMIT})",
+    )
     catalog_flags(p)
     p.set_defaults(func=status)
     _add_collection(commands)
@@ -62,8 +82,12 @@ def _add_db(commands: argparse._SubParsersAction) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Print each collection's model, dimension and counts by state."""
+    """Print each collection's model, dimension and counts by state (or its failures)."""
     settings = settings_from(args)
+    if args.failed:
+        return failures(open_catalog(settings), args)
+    if args.collection is not None or args.limit is not None:
+        return usage_error("--collection and --limit go with --failed")
     collections = open_catalog(settings).collections()
     if args.json:
         database = safe_url(settings.resolved_database_url())
@@ -75,6 +99,59 @@ def status(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
         print(f"{c.name}: {c.model_spec} ({c.dim}-d, {c.metric}): {counts}")
     return 0
+
+
+def failures(catalog: Catalog, args: argparse.Namespace) -> int:
+    """Print the failed assets with their reasons, newest first, and how many more there are.
+
+    Args:
+        catalog: The catalog to read.
+        args: The ``status`` arguments: ``collection``, ``limit`` and ``json``.
+
+    Returns:
+        0, or 2 when ``--limit`` is below 1.
+
+    Raises:
+        NotFound: ``--collection`` names no collection.
+    """
+    limit = FAILED_LIMIT if args.limit is None else args.limit
+    if limit < 1:
+        return usage_error("--limit must be at least 1")
+    if args.collection is None:
+        collection_id, total = None, sum(c.counts["failed"] for c in catalog.collections())
+    else:
+        info = catalog.collection(args.collection)
+        collection_id, total = info.id, info.counts["failed"]
+    shown = catalog.failed_assets(collection_id, limit)
+    for a in shown:
+        if args.json:
+            print(json.dumps(_failure_dict(a)))
+        else:
+            print(f"{_shown_uri(a.uri)}: {a.error or 'unknown error'}")
+    more = total - len(shown)
+    # With --json the count goes to stderr, so stdout stays one JSON object per asset.
+    print(
+        f"{total} failed" + (f", {more} more not shown (--limit)" if more > 0 else ""),
+        file=sys.stderr if args.json else sys.stdout,
+    )
+    return 0
+
+
+def _failure_dict(a: AssetRecord) -> dict[str, Any]:
+    return {
+        "asset_id": a.id,
+        "collection": a.collection,
+        "uri": a.uri,
+        "error": a.error,
+        "updated_at": a.updated_at.isoformat() if a.updated_at else None,
+    }
+
+
+def _shown_uri(uri: str) -> str:
+    """A file uri as the path a person typed; other uris (imported ids) as they are."""
+    from indexer.scan import path_from_uri  # the scan's inverse; loaded only when listing
+
+    return str(path_from_uri(uri)) if uri.startswith("file:") else uri
 
 
 def _collection_dicts(collections: list[Any]) -> dict[str, dict[str, Any]]:

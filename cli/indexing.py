@@ -28,6 +28,11 @@ def _add_index(commands: argparse._SubParsersAction) -> None:
         metavar="FILE.jsonl",
         help='user metadata: JSON Lines with a "file" path per line (e.g. the demo labels.jsonl)',
     )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="decode failed files again even when unchanged (see `status --failed`)",
+    )
     setting_flag(p, "max_file_bytes")
     setting_flag(p, "threads")
     catalog_flags(p)
@@ -86,6 +91,7 @@ def index(args: argparse.Namespace) -> int:
         metadata=load_metadata(args.metadata) if args.metadata else None,
         max_file_bytes=int(settings.max_file_bytes),
         exclude=[settings.data_dir],  # the catalog and snapshots are never library content
+        retry_failed=args.retry_failed,
     )
     try:
         summary = indexer.run(args.paths, model_explicit=args.model is not None)

@@ -83,6 +83,7 @@ class Indexer:
         metadata: Mapping[str, dict[str, Any]] | None = None,
         max_file_bytes: int = MAX_FILE_BYTES,
         exclude: Sequence[Path] = (),
+        retry_failed: bool = False,
     ) -> None:
         self.catalog = catalog
         self.encoder_factory = encoder_factory
@@ -92,6 +93,9 @@ class Indexer:
         self.max_pixels = max_pixels
         self.max_file_bytes = max_file_bytes
         self.exclude = exclude  # folders never scanned, such as the data directory
+        # Decode failed files again even when unchanged: a fixed decoder or a raised limit
+        # can read them now, though their size and mtime still match the catalog's.
+        self.retry_failed = retry_failed
         self.progress = progress
         self.metadata = metadata or {}  # uri -> user metadata; files not named keep theirs
         self._encoder: Encoder | None = None
@@ -163,7 +167,7 @@ class Indexer:
         for f in files:
             seen.add(f.uri)
             state = known.get(f.uri)
-            if state is None or state.state == "deleted":
+            if state is None or state.state == "deleted" or self._retry(state):
                 yield f
             elif state.size == f.size and state.mtime_ns == f.mtime_ns:
                 summary.unchanged += 1
@@ -174,6 +178,9 @@ class Indexer:
                 self._tick()
             else:
                 yield f
+
+    def _retry(self, state: FileState) -> bool:
+        return self.retry_failed and state.state == "failed"
 
     def _tick(self, n: int = 1) -> None:
         if self.progress:

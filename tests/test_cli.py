@@ -248,3 +248,45 @@ def test_flags_override_variables_which_override_defaults(
         ValueError, match=r"^batch_size: Input should be greater than or equal to 1$"
     ):
         settings_from(parser.parse_args(["index", "x", "--batch-size", "0"]))
+
+
+def test_status_failed_and_index_retry_failed(env: dict[str, str], library: Path, server) -> None:
+    from tests.test_retry_failed import broken_pair, rewrite_keeping_stat, truncated_png
+
+    fixable, hopeless, good = broken_pair(library)
+    cli("index", str(library), env=env)
+    listed = cli("status", "--failed", env=env).stdout.splitlines()
+    assert sorted(listed[:2]) == [
+        f"{fixable}: not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)",
+        f"{hopeless}: not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF)",
+    ]
+    assert listed[2:] == ["2 failed"]
+    one = cli("status", "--failed", "--json", "--limit", "1", env=env)
+    rows = [json.loads(line) for line in one.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["uri"] in {fixable.as_uri(), hopeless.as_uri()}
+    assert {"asset_id", "uri", "error", "updated_at"} <= rows[0].keys()
+    assert "not an image" in rows[0]["error"] and "1 more not shown" in one.stderr
+    unknown = cli("status", "--failed", "--collection", "nope", env=env, check=False)
+    assert unknown.returncode != 0 and "nope" in unknown.stderr
+
+    rewrite_keeping_stat(fixable, good)
+    rewrite_keeping_stat(hopeless, truncated_png(len(good)))
+    plain = cli("index", str(library), env=env).stdout.splitlines()[-1]
+    assert plain.startswith("indexed 0, unchanged 26, failed 0, deleted 0 in ")
+    retried = cli("index", str(library), "--retry-failed", env=env)
+    assert retried.stdout.splitlines()[-1].startswith("indexed 1, unchanged 24, failed 1, ")
+    assert f"failed: {hopeless}: cannot decode image (damaged or truncated" in retried.stderr
+    after = cli("status", "--failed", "--json", env=env).stdout.splitlines()
+    assert [json.loads(line)["uri"] for line in after] == [hopeless.as_uri()]
+
+    server.indexes.sync()
+    hits = cli(
+        "search",
+        "--image",
+        str(fixable),
+        "--server",
+        f"127.0.0.1:{server.port}",
+        "--json",
+        env=env,
+    ).stdout.splitlines()
+    assert json.loads(hits[0])["uri"] == fixable.as_uri()

@@ -12,7 +12,7 @@ The modules, one concern each::
     collections  collections and their counts; the per-collection write lock
     writes       assets with their vectors, deletes, touches, metadata
     changes      the change log: its entries, and the feed an index reads
-    reads        assets by id, by embedding and by filter
+    reads        assets by id, by embedding and by filter; failed assets
     directions   named directions
     bulk         importing externally computed vectors
     external     pure checks of an import batch (ids, rows, dimension)

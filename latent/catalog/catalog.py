@@ -159,6 +159,10 @@ class Catalog:
         """Every asset of the collection whose uri starts with ``uri_prefix``, by uri."""
         return self._reads.file_states(collection_id, uri_prefix)
 
+    def failed_assets(self, collection_id: int | None, limit: int) -> list[AssetRecord]:
+        """At most ``limit`` failed assets (of one collection, or all), newest first."""
+        return self._reads.failed_assets(collection_id, limit)
+
     def asset(self, asset_id: int) -> AssetRecord:
         """One asset by id; ``NotFound`` when there is none."""
         return self._reads.asset(asset_id)

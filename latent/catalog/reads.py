@@ -1,4 +1,4 @@
-"""Reads of assets: by id, by embedding (the hits of a search), by filter, and file states."""
+"""Reads of assets: by id, by embedding (the hits of a search), by filter, file states, failures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.sql import Select
 
 from latent.catalog.engine import Database, in_chunks
 from latent.catalog.records import AssetRecord, CollectionInfo, FileState, decode_rows
-from latent.catalog.schema import INDEXED, Asset, Collection, Embedding
+from latent.catalog.schema import FAILED, INDEXED, Asset, Collection, Embedding
 from latent.catalog.where import where_clause
 from latent.errors import NotFound
 from latent.linalg import unit_or_zero
@@ -64,6 +64,28 @@ class Reads:
                 )
                 for r in conn.execute(stmt)
             }
+
+    def failed_assets(self, collection_id: int | None, limit: int) -> list[AssetRecord]:
+        """The failed assets, newest first, with the reason of each in ``error``.
+
+        Args:
+            collection_id: Only this collection's; None for every collection's.
+            limit: At most this many.
+
+        Returns:
+            The records, by last update descending (ties: the larger id first).
+        """
+        stmt = (
+            select(*_ASSET_COLUMNS)
+            .join(Collection, Collection.id == Asset.collection_id)
+            .where(Asset.state == FAILED)
+            .order_by(Asset.updated_at.desc(), Asset.id.desc())
+            .limit(limit)
+        )
+        if collection_id is not None:
+            stmt = stmt.where(Asset.collection_id == collection_id)
+        with self._db.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(stmt)]
 
     def asset(self, asset_id: int) -> AssetRecord:
         """One asset by id.
