@@ -98,12 +98,17 @@ class _Walk:
         root_stat = os.stat(root)
         self.visited = {(root_stat.st_dev, root_stat.st_ino)}
         self.folders = [root]
-        self.linked: list[Path] = []
+        self.linked: list[tuple[Path, Path, tuple[int, int]]] = []
 
     def files(self) -> Iterator[ScannedFile]:
         while self.folders or self.linked:
             # Symlinked folders wait until every real one is visited: the real name wins.
-            folder = self.folders.pop() if self.folders else self.linked.pop(0)
+            if self.folders:
+                folder = self.folders.pop()
+            else:
+                folder, real, key = self.linked.pop(0)
+                if not self._first_visit(folder, real, key):
+                    continue
             subfolders: list[Path] = []
             for entry in self._entries(folder):
                 found = self._entry(entry, subfolders)
@@ -155,15 +160,22 @@ class _Walk:
         if key in self.excluded or self._excluded(real):
             log.info("skipped %s: excluded from the scan (the data directory)", path)
             return
+        if is_link:
+            self.linked.append((path, real, key))  # its turn comes after every real folder
+        elif self._first_visit(path, real, key):
+            subfolders.append(path)
+
+    def _first_visit(self, path: Path, real: Path, key: tuple[int, int]) -> bool:
+        """Mark a folder visited; False (logged) when it was already."""
         if key in self.visited:
             log.info(
                 "skipped %s: it leads to %s, a folder already scanned (a loop or a second link)",
                 path,
                 real,
             )
-            return
+            return False
         self.visited.add(key)
-        (self.linked if is_link else subfolders).append(path)
+        return True
 
 
 def _stat_or_none(path: Path) -> os.stat_result | None:

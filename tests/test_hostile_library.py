@@ -48,8 +48,10 @@ def error_of(catalog: Catalog, path: Path) -> str:
 
 
 def loop_library(root: Path) -> list[Path]:
-    """Six images, with links to the root, to a parent, a cycle of two and a self-loop."""
+    """Six images, with links to the root, to a parent, to a sibling listed before it, a
+    cycle of two and a self-loop."""
     files = write_library(root, 6)
+    (root / "a_link").symlink_to("set1", target_is_directory=True)  # sorts before set1
     (root / "set0" / "to_root").symlink_to(root, target_is_directory=True)
     (root / "set1" / "deeper").mkdir()
     (root / "set1" / "deeper" / "up").symlink_to("..", target_is_directory=True)
