@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import ByteSize, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from latent.index.policy import FLAT_THRESHOLD, KINDS, IndexPolicy, IndexSpec
 
@@ -13,6 +15,7 @@ DEFAULT_MODEL = "builtin:demo"
 DEFAULT_COLLECTION = "default"
 
 MAX_FILE_BYTES = 2 * 2**30  # the indexer's default size cap: 2 GiB
+MAX_MESSAGE_BYTES = 64 * 2**20  # the largest gRPC message either side accepts
 
 
 class Settings(BaseSettings):
@@ -54,7 +57,69 @@ class Settings(BaseSettings):
         description="Largest file the indexer reads (e.g. 2GiB); a larger one becomes a failed "
         "asset, unread.",
     )
-    max_top_k: int = Field(default=1000, ge=1)
+    max_top_k: int = Field(default=1000, ge=1, description="Most hits one call may ask for.")
+    max_terms: int = Field(default=64, ge=1, description="Most terms in one query.")
+    max_expression_chars: int = Field(
+        default=4000, ge=1, description="Longest query expression, in characters."
+    )
+    max_steps: int = Field(
+        default=100, ge=2, description="Most steps of one interpolation or traversal."
+    )
+    max_import_rows: int = Field(
+        default=100_000, ge=1, description="Most rows in one ImportVectors batch."
+    )
+    max_message_bytes: ByteSize = Field(
+        default=ByteSize(MAX_MESSAGE_BYTES),
+        ge=1024,
+        description="Largest gRPC message the server accepts (uploads above it stream in chunks).",
+    )
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Calls the server works on at once; one more gets RESOURCE_EXHAUSTED.",
+    )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="Seconds SIGTERM waits for calls in flight to finish."
+    )
+    auth: Literal["required", "off"] | None = Field(
+        default=None,
+        description="API keys: required or off; unset: required unless `serve` binds loopback.",
+    )
+    insecure: bool = Field(
+        default=False, description="Allow --auth off on an address other than loopback."
+    )
+    api_key: str | None = Field(
+        default=None, description="API key the client commands send (Bearer token)."
+    )
+    tls_cert: Path | None = Field(default=None, description="Server certificate chain (PEM).")
+    tls_key: Path | None = Field(default=None, description="Server private key (PEM).")
+    tls_client_ca: Path | None = Field(
+        default=None, description="CA (PEM) client certificates must chain to: mutual TLS."
+    )
+    tls_ca: Path | None = Field(
+        default=None, description="CA (PEM) the client commands trust; set it to use TLS."
+    )
+    tls_client_cert: Path | None = Field(
+        default=None, description="Client certificate (PEM) the client commands present."
+    )
+    tls_client_key: Path | None = Field(
+        default=None, description="Private key (PEM) of the client certificate."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Port of the Prometheus /metrics; unset: off."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`serve` logs: one JSON object per line, or plain text."
+    )
+    log_level: str = Field(default="INFO", description="Logging level of `serve`.")
+    library_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=f"Folders index jobs may read, separated by {os.pathsep!r}; none: no jobs.",
+    )
+    instance: str | None = Field(
+        default=None,
+        description="This server's name among replicas (its jobs); default HOST:PORT.",
+    )
     query_cache_size: int = Field(
         default=4096,
         ge=0,
@@ -82,6 +147,13 @@ class Settings(BaseSettings):
     index_flat_threshold: int = Field(
         default=FLAT_THRESHOLD, ge=0, description="Below this many vectors search is exact."
     )
+
+    @field_validator("library_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(p) for p in value.split(os.pathsep) if p]
+        return value
 
     @field_validator("index_type")
     @classmethod

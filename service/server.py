@@ -1,11 +1,11 @@
-"""Server start-up: the servicer, health, reflection and the error interceptor on one port."""
+"""Server start-up: the servicers, health, reflection and the interceptor chain on one port."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import grpc
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOADER_JOIN_SECONDS = 300.0  # a real-size model loads in seconds; never hang a shutdown forever
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SearchService"].full_name
+SERVICE_NAMES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 
 
 class AssetSearchServer:
@@ -52,18 +52,31 @@ class AssetSearchServer:
             futures.ThreadPoolExecutor(
                 max_workers=16, thread_name_prefix="grpc", initializer=self._init_worker
             ),
-            interceptors=[ErrorInterceptor()],
-            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+            interceptors=self._interceptors(),
+            options=self._options(),
         )
-        pb_grpc.add_SearchServiceServicer_to_server(
-            SearchServicer(settings, catalog, self.indexes, self.encoders), self._server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
+        self._add_services()
         self.port = 0
         self._set_serving(False)
+
+    def _interceptors(self) -> list[grpc.ServerInterceptor]:
+        """The chain every call passes, outermost first (DESIGN.md, "Processes")."""
+        return [ErrorInterceptor()]
+
+    def _options(self) -> list[tuple[str, Any]]:
+        limit = int(self.settings.max_message_bytes)
+        return [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ]
+
+    def _add_services(self) -> None:
+        search = SearchServicer(self.settings, self.catalog, self.indexes, self.encoders)
+        pb_grpc.add_SearchServiceServicer_to_server(search, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
 
     def _init_worker(self) -> None:
         # OpenMP's thread count is per calling thread: background index builds keep every
@@ -78,8 +91,12 @@ class AssetSearchServer:
             if ready
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", SERVICE_NAME):
+        for name in ("", *SERVICE_NAMES):
             self.health.set(name, status)
+
+    def _bind(self, address: str) -> int:
+        """Add the listening port; returns the bound port (0 when it cannot bind)."""
+        return self._server.add_insecure_port(address)
 
     def start(
         self, host: str | None = None, port: int | None = None, wait_ready: bool = True
@@ -90,7 +107,7 @@ class AssetSearchServer:
         NOT_SERVING until they are.
         """
         address = f"{host or self.settings.host}:{self.settings.port if port is None else port}"
-        self.port = self._server.add_insecure_port(address)
+        self.port = self._bind(address)
         if not self.port:
             raise AssetSearchError(f"cannot listen on {address} (port in use?)")
         self._server.start()

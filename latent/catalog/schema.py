@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -143,3 +144,43 @@ class Change(Base):
     embedding_id: Mapped[int] = mapped_column(BigInteger)
     asset_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class ApiKey(Base):
+    """An API key: the public ``key_id`` and the SHA-256 of its secret, never the secret."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(8))  # "read" | "write" | "admin"
+    collections: Mapped[list[str] | None] = mapped_column(JSON)  # None: every collection
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IndexJob(Base):
+    """An index job the server runs over paths under its library roots, with its progress."""
+
+    __tablename__ = "index_jobs"
+    __table_args__ = (Index("ix_index_jobs_state", "state"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    paths: Mapped[list[str]] = mapped_column(JSON)
+    retry_failed: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16))
+    runner: Mapped[str | None] = mapped_column(String(200))  # the server instance running it
+    files_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    indexed: Mapped[int] = mapped_column(BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    deleted: Mapped[int] = mapped_column(BigInteger, default=0)
+    current_file: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

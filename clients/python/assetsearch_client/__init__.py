@@ -11,7 +11,7 @@ every failed call raises a class of ``assetsearch_client.errors``.
 
 from assetsearch_client import errors, terms
 from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
-from assetsearch_client.client import SearchClient
+from assetsearch_client.client import SearchClient, Tls
 from assetsearch_client.errors import (
     AlreadyExists,
     AssetSearchError,
@@ -33,6 +33,7 @@ __all__ = [
     "PermissionDenied",
     "ResourceExhausted",
     "SearchClient",
+    "Tls",
     "Unauthenticated",
     "Unavailable",
     "errors",

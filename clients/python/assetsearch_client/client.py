@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar, cast
 
 import grpc
 from google.protobuf import struct_pb2
@@ -18,6 +20,7 @@ QueryLike = str | Sequence[t.Term]
 """An expression string (``'"red" + asset:4'``) or a list of terms."""
 IMPORT_BATCH = 4096  # rows per ImportVectors call (8 MiB of 512-d float32)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+UPLOAD_CHUNK = 1024 * 1024  # bytes per UpsertAsset chunk message
 _Reply = TypeVar("_Reply", bound=Message)
 
 
@@ -72,43 +75,128 @@ def struct(values: dict[str, Any] | None) -> struct_pb2.Struct:
     return out
 
 
-class _Stub:
-    """The generated stub with every failure mapped to our error tree, typed by reply."""
+@dataclass(frozen=True)
+class Tls:
+    """TLS for the channel: the CA to trust and, for mutual TLS, a client certificate.
 
-    def __init__(self, channel: grpc.Channel) -> None:
-        self._stub = pb_grpc.SearchServiceStub(channel)
+    Args:
+        ca: PEM of the CA(s) the server's certificate must chain to; None trusts the
+            system's roots.
+        cert: PEM of the client certificate chain (mutual TLS), with ``key``.
+        key: PEM of the client certificate's private key.
+        server_name: The name the server's certificate must carry, when it differs
+            from the host of the address (an IP address, a tunnel).
+    """
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_files(
+        cls,
+        ca: str | Path | None = None,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        server_name: str | None = None,
+    ) -> Tls:
+        """Read the PEM files; a path that is None stays None.
+
+        Raises:
+            ValueError: only one of ``cert`` and ``key`` is given.
+            OSError: a file cannot be read.
+        """
+        if (cert is None) != (key is None):
+            raise ValueError("a client certificate needs both its certificate and its key")
+
+        def read(path: str | Path | None) -> bytes | None:
+            return None if path is None else Path(path).read_bytes()
+
+        return cls(read(ca), read(cert), read(key), server_name)
+
+
+class _Stub:
+    """The generated stubs with every failure mapped to our error tree, typed by reply.
+
+    Every call carries the API key (``authorization: Bearer ...``) when there is one.
+    """
+
+    def __init__(self, channel: grpc.Channel, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._calls: dict[str, Any] = {}
+        for stub in (
+            pb_grpc.SearchServiceStub(channel),
+            pb_grpc.LibraryServiceStub(channel),
+            pb_grpc.JobServiceStub(channel),
+        ):
+            self._calls.update((k, v) for k, v in vars(stub).items() if not k.startswith("_"))
+        self._metadata = metadata
 
     def unary(self, method: str, request: Message, reply: type[_Reply], timeout: float) -> _Reply:
         """Call a unary RPC; ``reply`` is its response type (the generated stub is untyped)."""
         try:
-            return cast(_Reply, getattr(self._stub, method)(request, timeout=timeout))
+            answer = self._calls[method](request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+        return cast(_Reply, answer)
+
+    def upload(
+        self, method: str, requests: Iterable[Message], reply: type[_Reply], timeout: float
+    ) -> _Reply:
+        """Call a client-streaming RPC with the messages of ``requests``."""
+        try:
+            answer = self._calls[method](requests, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return cast(_Reply, answer)
 
     def stream(
-        self, method: str, request: Message, reply: type[_Reply], timeout: float
+        self, method: str, request: Message, reply: type[_Reply], timeout: float | None
     ) -> Iterator[_Reply]:
         """Call a server-streaming RPC; errors are raised while iterating."""
         try:
-            yield from getattr(self._stub, method)(request, timeout=timeout)
+            yield from self._calls[method](request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
 
 
 class SearchClient:
-    """Calls ``assetsearch.v1.SearchService`` at ``address`` (HOST:PORT)."""
+    """Calls the assetsearch API at ``address`` (HOST:PORT).
 
-    def __init__(self, address: str, timeout: float = 60.0) -> None:
+    Args:
+        address: HOST:PORT of the server.
+        timeout: Deadline of each call in seconds (a stream's deadline covers all of it).
+        api_key: Sent with every call as ``authorization: Bearer KEY``; a server with
+            auth on refuses calls without one (UNAUTHENTICATED).
+        tls: Connect with TLS (and a client certificate for mutual TLS); None: plaintext.
+        max_message_bytes: Largest message either way; keep it at or below the server's.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 60.0,
+        *,
+        api_key: str | None = None,
+        tls: Tls | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            address,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
-        self._stub = _Stub(self._channel)
+        self.max_message_bytes = max_message_bytes
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        if tls is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            if tls.server_name:
+                options.append(("grpc.ssl_target_name_override", tls.server_name))
+            credentials = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+            self._channel = grpc.secure_channel(address, credentials, options=options)
+        metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._stub = _Stub(self._channel, metadata)
 
     def __enter__(self) -> SearchClient:
         return self
@@ -399,3 +487,144 @@ class SearchClient:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
             raise Unavailable(f"no assetsearch server answered at {self.address}") from None
+
+    # -- the write API: LibraryService ------------------------------------------------------
+
+    def upsert_asset(
+        self,
+        data: bytes | IO[bytes] | Path,
+        uri: str,
+        *,
+        collection: str = "",
+        metadata: dict[str, Any] | None = None,
+        chunk_size: int = UPLOAD_CHUNK,
+    ) -> pb.UpsertAssetResponse:
+        """Upload one file (bytes, an open binary file or a path) as the asset ``uri``.
+
+        The file is streamed in chunks of ``chunk_size``, so it may exceed the message
+        limit. The same uri again replaces the asset; it is searchable after the
+        server's next poll.
+
+        Raises:
+            InvalidArgument: the bytes cannot be decoded (the message says why) or the
+                header is invalid; nothing is written.
+            PermissionDenied: the key lacks scope "write" or this collection.
+        """
+        if isinstance(data, Path):
+            with data.open("rb") as f:
+                return self.upsert_asset(
+                    f, uri, collection=collection, metadata=metadata, chunk_size=chunk_size
+                )
+        size = len(data) if isinstance(data, bytes) else _remaining(data)
+        header = pb.UpsertAssetHeader(
+            collection=collection, uri=uri, metadata=struct(metadata), size_bytes=size
+        )
+        requests = _upload_messages(header, data, chunk_size)
+        reply = pb.UpsertAssetResponse
+        return self._stub.upload("UpsertAsset", requests, reply, self.timeout)
+
+    def delete_asset(self, asset_id: int = 0, *, uri: str = "", collection: str = "") -> int:
+        """Delete an asset by id, or by uri within a collection; returns its id.
+
+        Raises:
+            NotFound: no such asset.
+        """
+        request = pb.DeleteAssetRequest(asset_id=asset_id, uri=uri, collection=collection)
+        reply = pb.DeleteAssetResponse
+        return self._stub.unary("DeleteAsset", request, reply, self.timeout).asset_id
+
+    def update_metadata(
+        self,
+        metadata: dict[str, Any],
+        asset_id: int = 0,
+        *,
+        uri: str = "",
+        collection: str = "",
+        merge: bool = False,
+    ) -> pb.Asset:
+        """Replace (or, with ``merge``, merge into) an asset's user metadata."""
+        request = pb.UpdateMetadataRequest(
+            asset_id=asset_id,
+            uri=uri,
+            collection=collection,
+            metadata=struct(metadata),
+            merge=merge,
+        )
+        reply = pb.UpdateMetadataResponse
+        return self._stub.unary("UpdateMetadata", request, reply, self.timeout).asset
+
+    def create_collection(self, name: str, model_spec: str = "") -> pb.Collection:
+        """Create an empty collection (the server's default model unless one is named).
+
+        Raises:
+            AlreadyExists: the name is taken.
+        """
+        request = pb.CreateCollectionRequest(name=name, model_spec=model_spec)
+        reply = pb.CreateCollectionResponse
+        return self._stub.unary("CreateCollection", request, reply, self.timeout).collection
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection with everything in it (scope "admin")."""
+        request = pb.DeleteCollectionRequest(name=name)
+        self._stub.unary("DeleteCollection", request, pb.DeleteCollectionResponse, self.timeout)
+
+    # -- index jobs: JobService -------------------------------------------------------------
+
+    def start_index_job(
+        self, paths: Sequence[str], *, collection: str = "", retry_failed: bool = False
+    ) -> pb.IndexJob:
+        """Start indexing server-side paths (under the server's library roots)."""
+        request = pb.StartIndexJobRequest(
+            collection=collection, paths=list(paths), retry_failed=retry_failed
+        )
+        reply = pb.StartIndexJobResponse
+        return self._stub.unary("StartIndexJob", request, reply, self.timeout).job
+
+    def watch_index_job(self, job_id: int, timeout: float | None = None) -> Iterator[pb.IndexJob]:
+        """The job now and at each change until it ends (``timeout``: None waits for it)."""
+        request = pb.WatchIndexJobRequest(id=job_id)
+        for update in self._stub.stream(
+            "WatchIndexJob", request, pb.WatchIndexJobResponse, timeout
+        ):
+            yield update.job
+
+    def cancel_index_job(self, job_id: int) -> pb.IndexJob:
+        """Ask a job to stop after its current batch."""
+        request = pb.CancelIndexJobRequest(id=job_id)
+        reply = pb.CancelIndexJobResponse
+        return self._stub.unary("CancelIndexJob", request, reply, self.timeout).job
+
+    def resume_index_job(self, job_id: int) -> pb.IndexJob:
+        """Run a cancelled, interrupted or failed job again, skipping files already done."""
+        request = pb.ResumeIndexJobRequest(id=job_id)
+        reply = pb.ResumeIndexJobResponse
+        return self._stub.unary("ResumeIndexJob", request, reply, self.timeout).job
+
+    def list_index_jobs(self, collection: str = "", limit: int = 0) -> list[pb.IndexJob]:
+        """The newest jobs, newest first."""
+        request = pb.ListIndexJobsRequest(collection=collection, limit=limit)
+        reply = pb.ListIndexJobsResponse
+        return list(self._stub.unary("ListIndexJobs", request, reply, self.timeout).jobs)
+
+
+def _remaining(f: IO[bytes]) -> int:
+    """Bytes left in a seekable file from its position; 0 (unknown) when it cannot seek."""
+    try:
+        here = f.tell()
+        end = f.seek(0, 2)
+        f.seek(here)
+    except (OSError, ValueError):
+        return 0
+    return end - here
+
+
+def _upload_messages(
+    header: pb.UpsertAssetHeader, data: bytes | IO[bytes], chunk_size: int
+) -> Iterable[pb.UpsertAssetRequest]:
+    yield pb.UpsertAssetRequest(header=header)
+    if isinstance(data, bytes):
+        for start in range(0, len(data), chunk_size):
+            yield pb.UpsertAssetRequest(chunk=data[start : start + chunk_size])
+        return
+    while chunk := data.read(chunk_size):
+        yield pb.UpsertAssetRequest(chunk=chunk)

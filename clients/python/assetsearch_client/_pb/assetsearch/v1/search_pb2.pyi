@@ -361,7 +361,7 @@ class ListCollectionsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "model_spec", "dim", "metric", "indexed", "failed", "deleted", "index_size", "index_seq", "index_type", "index_params", "index_bytes_per_vector")
+    __slots__ = ("name", "model_spec", "dim", "metric", "indexed", "failed", "deleted", "index_size", "index_seq", "index_type", "index_params", "index_bytes_per_vector", "head_seq")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +374,7 @@ class Collection(_message.Message):
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     INDEX_PARAMS_FIELD_NUMBER: _ClassVar[int]
     INDEX_BYTES_PER_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     name: str
     model_spec: str
     dim: int
@@ -386,7 +387,8 @@ class Collection(_message.Message):
     index_type: str
     index_params: str
     index_bytes_per_vector: float
-    def __init__(self, name: _Optional[str] = ..., model_spec: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., indexed: _Optional[int] = ..., failed: _Optional[int] = ..., deleted: _Optional[int] = ..., index_size: _Optional[int] = ..., index_seq: _Optional[int] = ..., index_type: _Optional[str] = ..., index_params: _Optional[str] = ..., index_bytes_per_vector: _Optional[float] = ...) -> None: ...
+    head_seq: int
+    def __init__(self, name: _Optional[str] = ..., model_spec: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., indexed: _Optional[int] = ..., failed: _Optional[int] = ..., deleted: _Optional[int] = ..., index_size: _Optional[int] = ..., index_seq: _Optional[int] = ..., index_type: _Optional[str] = ..., index_params: _Optional[str] = ..., index_bytes_per_vector: _Optional[float] = ..., head_seq: _Optional[int] = ...) -> None: ...
 
 class ListCollectionsResponse(_message.Message):
     __slots__ = ("collections",)
@@ -589,3 +591,213 @@ class ImportVectorsResponse(_message.Message):
     model_spec: str
     dim: int
     def __init__(self, collection: _Optional[str] = ..., added: _Optional[int] = ..., replaced: _Optional[int] = ..., model_spec: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...
+
+class UpsertAssetRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: UpsertAssetHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[UpsertAssetHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class UpsertAssetHeader(_message.Message):
+    __slots__ = ("collection", "uri", "metadata", "size_bytes")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    uri: str
+    metadata: _struct_pb2.Struct
+    size_bytes: int
+    def __init__(self, collection: _Optional[str] = ..., uri: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class UpsertAssetResponse(_message.Message):
+    __slots__ = ("asset", "created")
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    asset: Asset
+    created: bool
+    def __init__(self, asset: _Optional[_Union[Asset, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class DeleteAssetRequest(_message.Message):
+    __slots__ = ("asset_id", "uri", "collection")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    asset_id: int
+    uri: str
+    collection: str
+    def __init__(self, asset_id: _Optional[int] = ..., uri: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class DeleteAssetResponse(_message.Message):
+    __slots__ = ("asset_id",)
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    asset_id: int
+    def __init__(self, asset_id: _Optional[int] = ...) -> None: ...
+
+class UpdateMetadataRequest(_message.Message):
+    __slots__ = ("asset_id", "uri", "collection", "metadata", "merge")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    MERGE_FIELD_NUMBER: _ClassVar[int]
+    asset_id: int
+    uri: str
+    collection: str
+    metadata: _struct_pb2.Struct
+    merge: bool
+    def __init__(self, asset_id: _Optional[int] = ..., uri: _Optional[str] = ..., collection: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., merge: _Optional[bool] = ...) -> None: ...
+
+class UpdateMetadataResponse(_message.Message):
+    __slots__ = ("asset",)
+    ASSET_FIELD_NUMBER: _ClassVar[int]
+    asset: Asset
+    def __init__(self, asset: _Optional[_Union[Asset, _Mapping]] = ...) -> None: ...
+
+class CreateCollectionRequest(_message.Message):
+    __slots__ = ("name", "model_spec")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    model_spec: str
+    def __init__(self, name: _Optional[str] = ..., model_spec: _Optional[str] = ...) -> None: ...
+
+class CreateCollectionResponse(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: Collection
+    def __init__(self, collection: _Optional[_Union[Collection, _Mapping]] = ...) -> None: ...
+
+class DeleteCollectionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteCollectionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IndexJob(_message.Message):
+    __slots__ = ("id", "collection", "paths", "state", "files_total", "files_done", "indexed", "unchanged", "failed", "deleted", "current_file", "files_per_second", "eta_seconds", "error", "retry_failed", "created_at", "started_at", "finished_at")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[IndexJob.State]
+        STATE_QUEUED: _ClassVar[IndexJob.State]
+        STATE_RUNNING: _ClassVar[IndexJob.State]
+        STATE_SUCCEEDED: _ClassVar[IndexJob.State]
+        STATE_FAILED: _ClassVar[IndexJob.State]
+        STATE_CANCELLED: _ClassVar[IndexJob.State]
+        STATE_INTERRUPTED: _ClassVar[IndexJob.State]
+    STATE_UNSPECIFIED: IndexJob.State
+    STATE_QUEUED: IndexJob.State
+    STATE_RUNNING: IndexJob.State
+    STATE_SUCCEEDED: IndexJob.State
+    STATE_FAILED: IndexJob.State
+    STATE_CANCELLED: IndexJob.State
+    STATE_INTERRUPTED: IndexJob.State
+    ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FILES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FILES_DONE_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FILE_FIELD_NUMBER: _ClassVar[int]
+    FILES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FAILED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    collection: str
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    state: IndexJob.State
+    files_total: int
+    files_done: int
+    indexed: int
+    unchanged: int
+    failed: int
+    deleted: int
+    current_file: str
+    files_per_second: float
+    eta_seconds: float
+    error: str
+    retry_failed: bool
+    created_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., collection: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[IndexJob.State, str]] = ..., files_total: _Optional[int] = ..., files_done: _Optional[int] = ..., indexed: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[int] = ..., deleted: _Optional[int] = ..., current_file: _Optional[str] = ..., files_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., error: _Optional[str] = ..., retry_failed: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StartIndexJobRequest(_message.Message):
+    __slots__ = ("collection", "paths", "retry_failed")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FAILED_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    paths: _containers.RepeatedScalarFieldContainer[str]
+    retry_failed: bool
+    def __init__(self, collection: _Optional[str] = ..., paths: _Optional[_Iterable[str]] = ..., retry_failed: _Optional[bool] = ...) -> None: ...
+
+class StartIndexJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: IndexJob
+    def __init__(self, job: _Optional[_Union[IndexJob, _Mapping]] = ...) -> None: ...
+
+class WatchIndexJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class WatchIndexJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: IndexJob
+    def __init__(self, job: _Optional[_Union[IndexJob, _Mapping]] = ...) -> None: ...
+
+class CancelIndexJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class CancelIndexJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: IndexJob
+    def __init__(self, job: _Optional[_Union[IndexJob, _Mapping]] = ...) -> None: ...
+
+class ResumeIndexJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class ResumeIndexJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: IndexJob
+    def __init__(self, job: _Optional[_Union[IndexJob, _Mapping]] = ...) -> None: ...
+
+class ListIndexJobsRequest(_message.Message):
+    __slots__ = ("collection", "limit")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    limit: int
+    def __init__(self, collection: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListIndexJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[IndexJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[IndexJob, _Mapping]]] = ...) -> None: ...

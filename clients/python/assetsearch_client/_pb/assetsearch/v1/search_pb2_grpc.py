@@ -589,3 +589,529 @@ class SearchService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class LibraryServiceStub:
+    """Adds, changes and removes assets and collections for clients that do not share the
+    server's filesystem. Asset calls need an API key with scope "write"; creating and
+    deleting collections needs "admin". A write is searchable after the server's next
+    change-log poll (ASSETSEARCH_POLL_INTERVAL, 1 s by default).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.UpsertAsset = channel.stream_unary(
+                '/assetsearch.v1.LibraryService/UpsertAsset',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.UpsertAssetRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.UpsertAssetResponse.FromString,
+                _registered_method=True)
+        self.DeleteAsset = channel.unary_unary(
+                '/assetsearch.v1.LibraryService/DeleteAsset',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.DeleteAssetRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.DeleteAssetResponse.FromString,
+                _registered_method=True)
+        self.UpdateMetadata = channel.unary_unary(
+                '/assetsearch.v1.LibraryService/UpdateMetadata',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.UpdateMetadataRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.UpdateMetadataResponse.FromString,
+                _registered_method=True)
+        self.CreateCollection = channel.unary_unary(
+                '/assetsearch.v1.LibraryService/CreateCollection',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
+                _registered_method=True)
+        self.DeleteCollection = channel.unary_unary(
+                '/assetsearch.v1.LibraryService/DeleteCollection',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
+                _registered_method=True)
+
+
+class LibraryServiceServicer:
+    """Adds, changes and removes assets and collections for clients that do not share the
+    server's filesystem. Asset calls need an API key with scope "write"; creating and
+    deleting collections needs "admin". A write is searchable after the server's next
+    change-log poll (ASSETSEARCH_POLL_INTERVAL, 1 s by default).
+    """
+
+    def UpsertAsset(self, request_iterator, context):
+        """Decodes and embeds one file sent as bytes and writes it in one catalog transaction,
+        as the indexer does. The first message is the header, the rest are chunks of the
+        file (files above the message limit are streamed); the same uri again replaces the
+        asset. Bytes that cannot be decoded are INVALID_ARGUMENT with the decoder's reason
+        and write nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAsset(self, request, context):
+        """Deletes an asset (it leaves search at the next poll). An unknown asset is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMetadata(self, request, context):
+        """Replaces or merges an asset's user metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCollection(self, request, context):
+        """Creates an empty collection for a model; an existing name is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCollection(self, request, context):
+        """Deletes a collection with its assets, vectors, directions and snapshots.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LibraryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'UpsertAsset': grpc.stream_unary_rpc_method_handler(
+                    servicer.UpsertAsset,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.UpsertAssetRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.UpsertAssetResponse.SerializeToString,
+            ),
+            'DeleteAsset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAsset,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.DeleteAssetRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.DeleteAssetResponse.SerializeToString,
+            ),
+            'UpdateMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMetadata,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.UpdateMetadataRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.UpdateMetadataResponse.SerializeToString,
+            ),
+            'CreateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCollection,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.CreateCollectionRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.CreateCollectionResponse.SerializeToString,
+            ),
+            'DeleteCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCollection,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.DeleteCollectionRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'assetsearch.v1.LibraryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('assetsearch.v1.LibraryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LibraryService:
+    """Adds, changes and removes assets and collections for clients that do not share the
+    server's filesystem. Asset calls need an API key with scope "write"; creating and
+    deleting collections needs "admin". A write is searchable after the server's next
+    change-log poll (ASSETSEARCH_POLL_INTERVAL, 1 s by default).
+    """
+
+    @staticmethod
+    def UpsertAsset(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/assetsearch.v1.LibraryService/UpsertAsset',
+            assetsearch_dot_v1_dot_search__pb2.UpsertAssetRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.UpsertAssetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.LibraryService/DeleteAsset',
+            assetsearch_dot_v1_dot_search__pb2.DeleteAssetRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.DeleteAssetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.LibraryService/UpdateMetadata',
+            assetsearch_dot_v1_dot_search__pb2.UpdateMetadataRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.UpdateMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.LibraryService/CreateCollection',
+            assetsearch_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.LibraryService/DeleteCollection',
+            assetsearch_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class JobServiceStub:
+    """Runs index jobs over paths on the server's filesystem, under the library roots the
+    server is configured with (ASSETSEARCH_LIBRARY_ROOTS). A job runs in the server and
+    survives the client that started it; a server restart marks a running job
+    INTERRUPTED, and resuming it skips the files already indexed. Needs scope "write".
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.StartIndexJob = channel.unary_unary(
+                '/assetsearch.v1.JobService/StartIndexJob',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.StartIndexJobRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.StartIndexJobResponse.FromString,
+                _registered_method=True)
+        self.WatchIndexJob = channel.unary_stream(
+                '/assetsearch.v1.JobService/WatchIndexJob',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.WatchIndexJobRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.WatchIndexJobResponse.FromString,
+                _registered_method=True)
+        self.CancelIndexJob = channel.unary_unary(
+                '/assetsearch.v1.JobService/CancelIndexJob',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.CancelIndexJobRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.CancelIndexJobResponse.FromString,
+                _registered_method=True)
+        self.ResumeIndexJob = channel.unary_unary(
+                '/assetsearch.v1.JobService/ResumeIndexJob',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.ResumeIndexJobRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.ResumeIndexJobResponse.FromString,
+                _registered_method=True)
+        self.ListIndexJobs = channel.unary_unary(
+                '/assetsearch.v1.JobService/ListIndexJobs',
+                request_serializer=assetsearch_dot_v1_dot_search__pb2.ListIndexJobsRequest.SerializeToString,
+                response_deserializer=assetsearch_dot_v1_dot_search__pb2.ListIndexJobsResponse.FromString,
+                _registered_method=True)
+
+
+class JobServiceServicer:
+    """Runs index jobs over paths on the server's filesystem, under the library roots the
+    server is configured with (ASSETSEARCH_LIBRARY_ROOTS). A job runs in the server and
+    survives the client that started it; a server restart marks a running job
+    INTERRUPTED, and resuming it skips the files already indexed. Needs scope "write".
+    """
+
+    def StartIndexJob(self, request, context):
+        """Starts indexing paths into a collection; returns at once with the queued job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchIndexJob(self, request, context):
+        """Streams a job's progress: its state now, then at each change, until it ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelIndexJob(self, request, context):
+        """Asks a queued or running job to stop; it ends CANCELLED after its current batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeIndexJob(self, request, context):
+        """Runs a cancelled, interrupted or failed job again; files already done are skipped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIndexJobs(self, request, context):
+        """The newest jobs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JobServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'StartIndexJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartIndexJob,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.StartIndexJobRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.StartIndexJobResponse.SerializeToString,
+            ),
+            'WatchIndexJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIndexJob,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.WatchIndexJobRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.WatchIndexJobResponse.SerializeToString,
+            ),
+            'CancelIndexJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelIndexJob,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.CancelIndexJobRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.CancelIndexJobResponse.SerializeToString,
+            ),
+            'ResumeIndexJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeIndexJob,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.ResumeIndexJobRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.ResumeIndexJobResponse.SerializeToString,
+            ),
+            'ListIndexJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndexJobs,
+                    request_deserializer=assetsearch_dot_v1_dot_search__pb2.ListIndexJobsRequest.FromString,
+                    response_serializer=assetsearch_dot_v1_dot_search__pb2.ListIndexJobsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'assetsearch.v1.JobService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('assetsearch.v1.JobService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class JobService:
+    """Runs index jobs over paths on the server's filesystem, under the library roots the
+    server is configured with (ASSETSEARCH_LIBRARY_ROOTS). A job runs in the server and
+    survives the client that started it; a server restart marks a running job
+    INTERRUPTED, and resuming it skips the files already indexed. Needs scope "write".
+    """
+
+    @staticmethod
+    def StartIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.JobService/StartIndexJob',
+            assetsearch_dot_v1_dot_search__pb2.StartIndexJobRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.StartIndexJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/assetsearch.v1.JobService/WatchIndexJob',
+            assetsearch_dot_v1_dot_search__pb2.WatchIndexJobRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.WatchIndexJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.JobService/CancelIndexJob',
+            assetsearch_dot_v1_dot_search__pb2.CancelIndexJobRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.CancelIndexJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeIndexJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.JobService/ResumeIndexJob',
+            assetsearch_dot_v1_dot_search__pb2.ResumeIndexJobRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.ResumeIndexJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndexJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assetsearch.v1.JobService/ListIndexJobs',
+            assetsearch_dot_v1_dot_search__pb2.ListIndexJobsRequest.SerializeToString,
+            assetsearch_dot_v1_dot_search__pb2.ListIndexJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
