@@ -7,10 +7,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from assetsearch_client import SearchClient
-
 from cli.inputs import example_arg
-from cli.options import client_flags, settings_from
+from cli.options import client_flags, connect, settings_from
 from cli.output import rounded
 
 EXAMPLE_HELP = "texts, asset:ID or image:PATH"
@@ -40,7 +38,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def create_direction(args: argparse.Namespace) -> int:
     """Create a direction from positive and negative examples and print it."""
-    with SearchClient(settings_from(args).server) as client:
+    with connect(settings_from(args)) as client:
         made = client.create_direction(
             args.name,
             [example_arg(e) for e in args.positive or []],
@@ -54,7 +52,7 @@ def create_direction(args: argparse.Namespace) -> int:
 
 def list_directions(args: argparse.Namespace) -> int:
     """Print every direction of the collection."""
-    with SearchClient(settings_from(args).server) as client:
+    with connect(settings_from(args)) as client:
         shown = client.list_directions(args.collection or "")
     _print_directions(shown, args.json)
     return 0
@@ -62,7 +60,7 @@ def list_directions(args: argparse.Namespace) -> int:
 
 def show_direction(args: argparse.Namespace) -> int:
     """Print one direction."""
-    with SearchClient(settings_from(args).server) as client:
+    with connect(settings_from(args)) as client:
         shown = client.get_direction(args.name, args.collection or "")
     _print_directions([shown], args.json)
     return 0
@@ -70,7 +68,7 @@ def show_direction(args: argparse.Namespace) -> int:
 
 def delete_direction(args: argparse.Namespace) -> int:
     """Delete one direction."""
-    with SearchClient(settings_from(args).server) as client:
+    with connect(settings_from(args)) as client:
         client.delete_direction(args.name, args.collection or "")
     print(json.dumps({"deleted": args.name}) if args.json else f"deleted direction {args.name}")
     return 0

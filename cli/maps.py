@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from assetsearch_client import SearchClient
-
 from cli.inputs import query_arg
-from cli.options import client_flags, settings_from
+from cli.options import client_flags, connect, settings_from
 from cli.output import usage_error
 
 if TYPE_CHECKING:
     from cli.mapview import MapText
+    from latent.settings import Settings
 
 # Thumbnails are inlined in the HTML page: beyond this many points they would bloat it.
 MAX_THUMBNAILS = 3000
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".html", ".png"):
         return usage_error("--out must end in .html or .png")
     settings = settings_from(args)
-    response = _fetch(args, settings.server)
+    response = _fetch(args, settings)
     _render(args, response, out, name=args.collection or settings.collection)
     print(f"wrote {out} ({len(response.points)} points, path of {len(response.path)} steps)")
     return 0
@@ -72,10 +71,10 @@ def _render(args: argparse.Namespace, response: Any, out: Path, name: str) -> No
         render_html(points, labels, colors, out, thumbnails=thumbs, path=line, text=text)
 
 
-def _fetch(args: argparse.Namespace, server: str) -> Any:
+def _fetch(args: argparse.Namespace, settings: Settings) -> Any:
     """The server's projection of the collection (and of the path, when one is asked for)."""
     path = (query_arg(args.path[0]), query_arg(args.path[1])) if args.path else None
-    with SearchClient(server) as client:
+    with connect(settings) as client:
         return client.project(
             method=args.method,
             max_points=args.max_points,

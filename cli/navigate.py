@@ -7,10 +7,8 @@ import json
 import sys
 from typing import Any
 
-from assetsearch_client import SearchClient
-
 from cli.inputs import filter_arg, query_arg
-from cli.options import client_flags, filter_flag, settings_from
+from cli.options import client_flags, connect, filter_flag, settings_from
 from cli.output import hit_dict, print_steps, usage_error
 
 WALK_HELP = "expression, e.g. asset:42 or '\"red circle\"' or image:a.jpg"
@@ -84,7 +82,7 @@ def _add_variations(commands: argparse._SubParsersAction) -> None:
 def interpolate(args: argparse.Namespace) -> int:
     """Stream the hits along a path between two queries."""
     settings = settings_from(args)
-    with SearchClient(settings.server) as client:
+    with connect(settings) as client:
         steps = client.interpolate(
             query_arg(args.source),
             query_arg(args.target),
@@ -104,7 +102,7 @@ def traverse(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if sum(x is not None for x in (args.direction, args.texts, args.pc)) != 1:
         return usage_error("give exactly one of --direction NAME, --texts FROM TO or --pc K")
-    with SearchClient(settings.server) as client:
+    with connect(settings) as client:
         steps = client.traverse(
             query_arg(args.origin),
             named=args.direction,
@@ -125,7 +123,7 @@ def variations(args: argparse.Namespace) -> int:
     """Print assets a small, distinct move away from a seed asset or query."""
     settings = settings_from(args)
     seed: Any = int(args.seed) if args.seed.isdigit() else query_arg(args.seed)
-    with SearchClient(settings.server) as client:
+    with connect(settings) as client:
         response = client.variations(
             seed,
             n=args.n,

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from latent.settings import Settings
 
 if TYPE_CHECKING:
+    from assetsearch_client import SearchClient
+
     from latent.catalog import Catalog
 
 # The parser default naming the Settings fields bound to a command's flags; it is filled in
@@ -39,12 +42,21 @@ def setting_flag(parser: argparse.ArgumentParser, field: str) -> None:
         KeyError: no such field.
     """
     info = Settings.model_fields[field]
-    parser.add_argument(
-        "--" + field.replace("_", "-"),
-        dest=field,
-        type=_flag_type(info),
-        help=_flag_help(field, info),
-    )
+    flag = "--" + field.replace("_", "-")
+    if info.annotation is bool:  # a switch: given means true, absent leaves the setting
+        parser.add_argument(
+            flag, dest=field, action="store_true", default=None, help=_flag_help(field, info)
+        )
+    else:
+        choices = _choices(info)
+        parser.add_argument(
+            flag,
+            dest=field,
+            type=_flag_type(info),
+            choices=choices,
+            metavar="|".join(choices) if choices else None,
+            help=_flag_help(field, info),
+        )
     parser.set_defaults(**{BOUND: (*(parser.get_default(BOUND) or ()), field)})
 
 
@@ -54,12 +66,21 @@ def _flag_type(info: FieldInfo) -> Callable[[str], Any]:
     return kinds[0] if kinds[0] in (int, float, Path) else str
 
 
+def _choices(info: FieldInfo) -> list[str] | None:
+    """The values of a ``Literal[...]`` field (optional or not); None for any other field."""
+    for kind in (info.annotation, *get_args(info.annotation)):
+        if get_origin(kind) is Literal:
+            return [str(v) for v in get_args(kind)]
+    return None
+
+
 def _flag_help(field: str, info: FieldInfo) -> str:
     words = (info.description or field).rstrip(".")
     if words[:2].istitle():  # "Images per ..." reads "images per ..."; "HOST:PORT" stays
         words = words[0].lower() + words[1:]
     env = (Settings.model_config.get("env_prefix") or "") + field.upper()
-    default = "" if info.default is None else f", default {_shown(info.default)}"
+    shown = info.default not in (None, PydanticUndefined) and info.default != []
+    default = f", default {_shown(info.default)}" if shown else ""
     return f"{words} ({env}{default})"
 
 
@@ -101,8 +122,37 @@ def catalog_flags(parser: argparse.ArgumentParser) -> None:
 def client_flags(parser: argparse.ArgumentParser, json_help: str = "print JSON Lines") -> None:
     """Flags of the commands that call a server."""
     parser.add_argument("--collection", help="collection (default: the server's default)")
-    setting_flag(parser, "server")
+    connection_flags(parser)
     parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def connection_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the server is and how to reach it: address, API key, TLS."""
+    for field in ("server", "api_key", "tls_ca", "tls_client_cert", "tls_client_key"):
+        setting_flag(parser, field)
+
+
+def connect(settings: Settings, timeout: float = 60.0) -> SearchClient:
+    """A client of the server the settings name, with their API key and TLS.
+
+    TLS is on when a CA (``--tls-ca``) or a client certificate is given.
+
+    Raises:
+        ValueError: a client certificate without its key, or the other way round.
+        OSError: a certificate file cannot be read.
+    """
+    from assetsearch_client import SearchClient, Tls
+
+    tls = None
+    if settings.tls_ca or settings.tls_client_cert or settings.tls_client_key:
+        tls = Tls.from_files(settings.tls_ca, settings.tls_client_cert, settings.tls_client_key)
+    return SearchClient(
+        settings.server,
+        timeout=timeout,
+        api_key=settings.api_key,
+        tls=tls,
+        max_message_bytes=int(settings.max_message_bytes),
+    )
 
 
 def filter_flag(parser: argparse.ArgumentParser) -> None:

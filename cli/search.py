@@ -8,10 +8,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from assetsearch_client import SearchClient
-
 from cli.inputs import filter_arg, query_arg, read_image
-from cli.options import client_flags, filter_flag, settings_from
+from cli.options import client_flags, connect, filter_flag, settings_from
 from cli.output import hit_dict, rounded, usage_error
 
 
@@ -66,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return usage_error("--pages must be 0 (all) or more")
     where = filter_arg(args.filter)
     shown, last = 0, None
-    with SearchClient(settings.server) as client:
+    with connect(settings) as client:
         for page, response in enumerate(_pages(client, args, query, where)):
             _print_page(response, args.json, explain=page == 0)
             shown, last = shown + len(response.hits), response

@@ -9,13 +9,32 @@ import threading
 
 from cli.options import catalog_flags, open_catalog, setting_flag, settings_from
 
+# The settings `serve` takes as flags, in the order --help lists them.
+SERVE_SETTINGS = (
+    "host",
+    "port",
+    "threads",
+    "auth",
+    "insecure",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "max_in_flight",
+    "max_message_bytes",
+    "shutdown_grace",
+    "metrics_port",
+    "log_format",
+    "log_level",
+    "library_roots",
+    "instance",
+)
+
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Add the ``serve`` command."""
     p = commands.add_parser("serve", help="serve the gRPC API")
-    setting_flag(p, "host")
-    setting_flag(p, "port")
-    setting_flag(p, "threads")
+    for field in SERVE_SETTINGS:
+        setting_flag(p, field)
     catalog_flags(p)
     p.set_defaults(func=serve)
 

@@ -130,7 +130,7 @@ def test_user_errors_are_one_clear_line(
 
 def test_db_upgrade_on_an_empty_database(env: dict[str, str]) -> None:
     out = cli("db", "upgrade", env=env).stdout
-    assert "at revision 0003" in out
+    assert "at revision 0004" in out
 
 
 def test_filtered_and_paged_search(env: dict[str, str], server, tmp_path: Path) -> None:
