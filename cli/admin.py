@@ -7,11 +7,13 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from cli.options import catalog_flags, open_catalog, settings_from
+from cli.health import check
+from cli.options import catalog_flags, connect, connection_flags, open_catalog, settings_from
 from cli.output import usage_error
 
 if TYPE_CHECKING:
     from latent.catalog import AssetRecord, Catalog
+    from latent.settings import Settings
 
 FAILED_LIMIT = 100  # failures `status --failed` lists unless --limit says otherwise
 INDEX_KINDS = ("flat", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq")
@@ -40,12 +42,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--collection", help="with --failed: only this collection's (default: all)")
     p.add_argument(
+        "--health-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --server: seconds to wait for the server's answers (default 5)",
+    )
+    p.add_argument(
         "--limit",
         type=int,
         metavar="N",
         help=f"with --failed: list at most N (default {FAILED_LIMIT})",
     )
     catalog_flags(p)
+    connection_flags(p)  # --server: also the server's health and each collection's lag
     p.set_defaults(func=status)
     _add_collection(commands)
     _add_db(commands)
@@ -88,17 +98,67 @@ def status(args: argparse.Namespace) -> int:
         return failures(open_catalog(settings), args)
     if args.collection is not None or args.limit is not None:
         return usage_error("--collection and --limit go with --failed")
-    collections = open_catalog(settings).collections()
+    catalog = open_catalog(settings)
+    try:
+        collections = catalog.collections()
+    finally:
+        catalog.close()
+    served = server_status(settings, args.health_timeout) if args.server else None
     if args.json:
         database = safe_url(settings.resolved_database_url())
-        print(json.dumps({"database": database, "collections": _collection_dicts(collections)}))
-        return 0
-    if not collections:
-        print("no collections yet: run `assetsearch index PATH`")
-    for c in collections:
-        counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
-        print(f"{c.name}: {c.model_spec} ({c.dim}-d, {c.metric}): {counts}")
-    return 0
+        out = {"database": database, "collections": _collection_dicts(collections)}
+        if served is not None:
+            out["server"] = served
+        print(json.dumps(out))
+    else:
+        if not collections:
+            print("no collections yet: run `assetsearch index PATH`")
+        for c in collections:
+            counts = ", ".join(f"{k} {v}" for k, v in c.counts.items())
+            print(f"{c.name}: {c.model_spec} ({c.dim}-d, {c.metric}): {counts}")
+        if served is not None:
+            _print_server(served)
+    return 0 if served is None or served["health"] == "SERVING" else 1
+
+
+def server_status(settings: Settings, timeout: float) -> dict[str, Any]:
+    """A server's health and, per collection, its served index and lag behind the catalog.
+
+    Returns:
+        ``{"address", "health", "error"?, "collections": {name: {index_size, index_seq,
+        head_seq, lag}}}``; health is a grpc.health.v1 status word, or UNREACHABLE.
+    """
+    from assetsearch_client import AssetSearchError
+
+    out: dict[str, Any] = {"address": settings.server, "collections": {}}
+    out["health"], error = check(settings, timeout=timeout)
+    if error:
+        out["error"] = error
+        return out
+    try:
+        with connect(settings, timeout=timeout) as client:
+            listed = client.list_collections()
+    except AssetSearchError as exc:
+        out["error"] = f"{exc.status.name}: {exc}" if exc.from_server else str(exc)
+        return out
+    for c in listed:
+        out["collections"][c.name] = {
+            "index_size": c.index_size,
+            "index_seq": c.index_seq,
+            "head_seq": c.head_seq,
+            "lag": max(c.head_seq - c.index_seq, 0),
+        }
+    return out
+
+
+def _print_server(served: dict[str, Any]) -> None:
+    line = f"server {served['address']}: {served['health']}"
+    print(line + (f" ({served['error']})" if "error" in served else ""))
+    for name, c in served["collections"].items():
+        print(
+            f"  {name}: index {c['index_size']} vectors at seq {c['index_seq']}, "
+            f"catalog at seq {c['head_seq']}: lag {c['lag']}"
+        )
 
 
 def failures(catalog: Catalog, args: argparse.Namespace) -> int:

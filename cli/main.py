@@ -8,10 +8,36 @@ import sys
 
 from assetsearch_client import AssetSearchError
 
-from cli import admin, demo, directions, indexing, maps, navigate, search, serve
+from cli import (
+    admin,
+    demo,
+    directions,
+    health,
+    indexing,
+    jobs,
+    keys,
+    library,
+    maps,
+    navigate,
+    search,
+    serve,
+)
 
 # In the order `assetsearch --help` lists them.
-COMMAND_GROUPS = (indexing, serve, search, navigate, maps, directions, admin, demo)
+COMMAND_GROUPS = (
+    indexing,
+    library,
+    jobs,
+    serve,
+    health,
+    search,
+    navigate,
+    maps,
+    directions,
+    admin,
+    keys,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -132,10 +132,13 @@ def connection_flags(parser: argparse.ArgumentParser) -> None:
         setting_flag(parser, field)
 
 
-def connect(settings: Settings, timeout: float = 60.0) -> SearchClient:
+def connect(
+    settings: Settings, timeout: float = 60.0, server_name: str | None = None
+) -> SearchClient:
     """A client of the server the settings name, with their API key and TLS.
 
-    TLS is on when a CA (``--tls-ca``) or a client certificate is given.
+    TLS is on when a CA (``--tls-ca``) or a client certificate is given; ``server_name``
+    is the name the server's certificate must carry when it is not the address's host.
 
     Raises:
         ValueError: a client certificate without its key, or the other way round.
@@ -145,7 +148,9 @@ def connect(settings: Settings, timeout: float = 60.0) -> SearchClient:
 
     tls = None
     if settings.tls_ca or settings.tls_client_cert or settings.tls_client_key:
-        tls = Tls.from_files(settings.tls_ca, settings.tls_client_cert, settings.tls_client_key)
+        tls = Tls.from_files(
+            settings.tls_ca, settings.tls_client_cert, settings.tls_client_key, server_name
+        )
     return SearchClient(
         settings.server,
         timeout=timeout,

@@ -20,6 +20,11 @@ SERVE_SETTINGS = (
     "tls_key",
     "tls_client_ca",
     "max_in_flight",
+    "max_top_k",
+    "max_terms",
+    "max_expression_chars",
+    "max_steps",
+    "max_import_rows",
     "max_message_bytes",
     "shutdown_grace",
     "metrics_port",
@@ -40,17 +45,27 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Serve gRPC until SIGINT or SIGTERM."""
+    """Serve gRPC until SIGINT or SIGTERM, then drain the calls in flight and exit 0.
+
+    Logs go to stderr in ``--log-format`` at ``--log-level``. On the signal, health turns
+    NOT_SERVING, new calls are refused with UNAVAILABLE, the calls in flight get
+    ``--shutdown-grace`` seconds to finish, and the indexes are snapshotted.
+    """
+    from service.logs import configure_logging
     from service.server import AssetSearchServer
 
     settings = settings_from(args)
+    configure_logging(settings)
     server = AssetSearchServer(settings, open_catalog(settings))
     done = stop_event()
     port = server.start(wait_ready=False)
+    if server.metrics_port is not None:
+        print(f"metrics on http://{settings.host}:{server.metrics_port}/metrics", flush=True)
     print(f"assetsearch serving on {settings.host}:{port} (Ctrl-C to stop)", flush=True)
     done.wait()
-    print("stopping...", file=sys.stderr)
-    server.stop()
+    print(f"stopping (up to {settings.shutdown_grace:g} s for calls in flight)...", file=sys.stderr)
+    server.stop(settings.shutdown_grace)
+    print("stopped", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from indexer import embed
 from indexer.scan import ScannedFile, resolve_root, root_prefix, scan
 from latent.catalog import AssetWrite, Catalog, CollectionInfo, FileState
+from latent.catalog.jobs import JobProgress
 from latent.errors import FailedPrecondition
 from latent.hashing import bytes_sha256, file_sha256
-from latent.media.images import DecodedImage, DecodeError, decode_image_file
+from latent.media.images import DecodedImage
 from latent.models.encoders import Encoder
 from latent.settings import MAX_FILE_BYTES
 
@@ -39,11 +42,13 @@ class Summary:
     deleted: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False  # stopped early by the run's cancel event; nothing deleted
 
     def __str__(self) -> str:
         return (
             f"indexed {self.indexed}, unchanged {self.unchanged}, failed {self.failed}, "
             f"deleted {self.deleted} in {self.seconds:.1f} s"
+            + (", cancelled" if self.cancelled else "")
         )
 
 
@@ -84,6 +89,8 @@ class Indexer:
         max_file_bytes: int = MAX_FILE_BYTES,
         exclude: Sequence[Path] = (),
         retry_failed: bool = False,
+        on_progress: Callable[[JobProgress], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.catalog = catalog
         self.encoder_factory = encoder_factory
@@ -98,8 +105,15 @@ class Indexer:
         self.retry_failed = retry_failed
         self.progress = progress
         self.metadata = metadata or {}  # uri -> user metadata; files not named keep theirs
+        # Called with the run's progress at every file handled (the caller throttles);
+        # with it, a second thread counts the files first so the total is known early.
+        self.on_progress = on_progress
+        # Set it to stop the run after the batch being committed: nothing is left half
+        # written and, the scan being incomplete, no asset is marked deleted.
+        self.cancel = cancel
         self._encoder: Encoder | None = None
         self._known: dict[str, FileState] = {}
+        self._run = _RunState()
 
     def _collection(self, model_explicit: bool) -> CollectionInfo:
         existing = self.catalog.find_collection(self.collection_name)
@@ -130,10 +144,45 @@ class Indexer:
         roots = [resolve_root(p) for p in paths]
         collection = self._collection(model_explicit)
         summary = Summary()
-        for root in roots:
-            self._index_root(collection, root, summary)
+        self._run = _RunState(summary)
+        if self.on_progress:
+            threading.Thread(target=self._count, args=(roots,), name="count", daemon=True).start()
+        try:
+            for root in roots:
+                if self._cancelled():
+                    break
+                self._index_root(collection, root, summary)
+            self._run.scanned = not self._run.stopped
+        finally:
+            self._run.finished = True
+        summary.cancelled = self._run.stopped
         summary.seconds = time.monotonic() - started
+        self._report()
         return summary
+
+    def _cancelled(self) -> bool:
+        """True (and the run marked stopped) once the cancel event is set."""
+        if self.cancel is not None and self.cancel.is_set():
+            self._run.stopped = True
+        return self._run.stopped
+
+    def _count(self, roots: Sequence[Path]) -> None:
+        """Count the files of ``roots`` ahead of the run, for the progress total."""
+        run = self._run
+        for root in roots:
+            for _ in scan(root, self.exclude):
+                if run.finished or run.stopped:
+                    return
+                run.counted += 1
+
+    def _report(self) -> None:
+        if self.on_progress is None:
+            return
+        run, s = self._run, self._run.summary
+        total = run.found if run.scanned else max(run.counted, run.found)
+        self.on_progress(
+            JobProgress(total, run.done, s.indexed, s.unchanged, s.failed, s.deleted, run.current)
+        )
 
     def _index_root(self, collection: CollectionInfo, root: Path, summary: Summary) -> None:
         known = self._known = self.catalog.file_states(collection.id, root_prefix(root))
@@ -141,6 +190,8 @@ class Indexer:
         seen: set[str] = set()
         todo = self._diff(collection, scan(root, self.exclude), known, seen, summary)
         seen -= self._encode_and_commit(collection, todo, summary)
+        if self._run.stopped:
+            return  # the scan is incomplete: files not seen yet have not vanished
         self.catalog.set_metadata(
             {
                 s.asset_id: self.metadata[uri]
@@ -154,6 +205,7 @@ class Indexer:
             log.info("committing %d vanished files as deleted", len(chunk))
             self.catalog.commit(collection, [], chunk)
         summary.deleted += len(vanished)
+        self._report()
 
     def _diff(
         self,
@@ -165,7 +217,11 @@ class Indexer:
     ) -> Iterator[ScannedFile]:
         """Yield files to encode; count and touch the unchanged ones."""
         for f in files:
+            if self._cancelled():
+                return
             seen.add(f.uri)
+            self._run.found += 1
+            self._run.current = str(f.path)
             state = known.get(f.uri)
             if state is None or state.state == "deleted" or self._retry(state):
                 yield f
@@ -183,8 +239,10 @@ class Indexer:
         return self.retry_failed and state.state == "failed"
 
     def _tick(self, n: int = 1) -> None:
+        self._run.done += n
         if self.progress:
             self.progress(n)
+        self._report()
 
     def _prepare(self, f: ScannedFile) -> _Prepared:
         try:
@@ -202,15 +260,8 @@ class Indexer:
         return _Prepared(f, content_hash, image, error, st.st_size, st.st_mtime_ns)
 
     def _decode(self, f: ScannedFile, data: bytes) -> tuple[DecodedImage | None, str | None]:
-        if not data:
-            return None, "empty file (0 bytes)"
-        try:
-            return decode_image_file(io.BytesIO(data), self.max_pixels), None
-        except DecodeError as exc:
-            return None, str(exc)
-        except Exception as exc:  # a decoder bug must cost this one file, not the run
-            log.warning("decoder failed on %s", f.path, exc_info=True)
-            return None, f"the image decoder failed unexpectedly: {type(exc).__name__}: {exc}"
+        decoded = embed.decode(io.BytesIO(data), len(data), self.max_pixels, str(f.path))
+        return (None, decoded) if isinstance(decoded, str) else (decoded, None)
 
     def _encode_and_commit(
         self, collection: CollectionInfo, todo: Iterator[ScannedFile], summary: Summary
@@ -222,6 +273,10 @@ class Indexer:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode") as pool:
             batch: list[_Prepared] = []
             for prepared in _bounded_map(pool, self._prepare, todo, 2 * self.batch_size):
+                if self._cancelled():
+                    pool.shutdown(cancel_futures=True)  # the files read ahead are dropped
+                    return gone
+                self._run.current = str(prepared.file.path)
                 if prepared.gone:
                     gone.add(prepared.file.uri)
                     self._tick()
@@ -263,13 +318,26 @@ class Indexer:
                 summary.failures.append((str(f.path), p.error or "unknown error"))
                 log.info("failed: %s: %s", f.path, p.error)
             else:
-                write.width, write.height = p.image.width, p.image.height
-                write.vectors = next(rows)[None, :]
+                embed.set_image(write, p.image, next(rows))
                 summary.indexed += 1
             writes.append(write)
         log.info("committing %d files", len(writes))
         self.catalog.commit(collection, writes)
         self._tick(len(batch))
+
+
+@dataclass
+class _RunState:
+    """What one run has done so far, for its progress reports (read by the caller's thread)."""
+
+    summary: Summary = field(default_factory=Summary)
+    found: int = 0  # files the run's scan has reached
+    counted: int = 0  # files the counting thread has found
+    done: int = 0  # files handled: committed, unchanged or gone
+    current: str | None = None
+    scanned: bool = False  # every root scanned to the end: ``found`` is the total
+    stopped: bool = False  # the cancel event stopped the run
+    finished: bool = False
 
 
 def _bounded_map(

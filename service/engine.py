@@ -13,7 +13,9 @@ from latent.catalog.external import is_external_model
 from latent.errors import FailedPrecondition, InvalidArgument, ModelUnavailable
 from latent.query import navigation
 from latent.query.algebra import compose, embed_term, needs_encoder
-from latent.query.expressions import MAX_TERMS, terms_from_expression
+from latent.query.expressions import terms_from_expression
+from service.deadlines import Check, no_check
+from service.limits import check_at_most, check_range
 from service.query_cache import QueryCache, term_key
 from service.results import Composed, Found, Page
 
@@ -70,12 +72,26 @@ class QueryEngine:
         return self.indexes.get(collection or self.settings.collection)
 
     def top_k(self, requested: int, default: int = 10) -> int:
-        """Validate a requested hit count (0 means the default)."""
-        if requested < 0 or requested > self.settings.max_top_k:
-            raise InvalidArgument(
-                f"top_k must be between 1 and {self.settings.max_top_k}, got {requested}"
-            )
-        return requested or default
+        """Validate a requested hit count (0 means the default).
+
+        Raises:
+            InvalidArgument: negative or above ``max_top_k`` (the message names the setting).
+        """
+        if requested == 0:
+            return min(default, self.settings.max_top_k)
+        check_range("top_k", requested, 1, "max_top_k", self.settings)
+        return requested
+
+    def steps(self, requested: int, low: int, default: int) -> int:
+        """Validate the step count of a walk (0 means the default).
+
+        Raises:
+            InvalidArgument: below ``low`` or above ``max_steps`` (the message names the setting).
+        """
+        if requested == 0:
+            return min(default, self.settings.max_steps)
+        check_range("steps", requested, low, "max_steps", self.settings)
+        return requested
 
     def terms(self, terms: Sequence[Term], expression: str, what: str = "query") -> list[Term]:
         """A query's terms, given as terms or as an expression (exactly one must be set).
@@ -89,21 +105,33 @@ class QueryEngine:
             The terms, in order.
 
         Raises:
-            InvalidArgument: both or neither are set, too many terms, or a bad expression.
+            InvalidArgument: both or neither are set, too many terms (``max_terms``), an
+                expression too long (``max_expression_chars``), or a bad expression.
         """
         if bool(terms) == bool(expression):
             raise InvalidArgument(f"{what}: set exactly one of terms or expression")
-        if terms:
-            if len(terms) > MAX_TERMS:
-                raise InvalidArgument(f"{what}: at most {MAX_TERMS} terms, got {len(terms)}")
-            return list(terms)
-        return terms_from_expression(expression)
+        limits = self.settings
+        if expression:
+            chars = len(expression)
+            check_at_most(
+                f"characters in {what}'s expression", chars, "max_expression_chars", limits
+            )
+            terms = terms_from_expression(expression, max_chars=None, max_terms=None)
+        check_at_most(f"terms in {what}", len(terms), "max_terms", limits)
+        return list(terms)
 
-    def compose(self, live: LiveIndex, terms: list[Term]) -> Composed:
-        """Embed each term in the collection's space and compose them."""
+    def compose(self, live: LiveIndex, terms: list[Term], check: Check = no_check) -> Composed:
+        """Embed each term in the collection's space and compose them.
+
+        ``check`` runs before each term is embedded, so a call whose deadline passed or
+        whose client cancelled stops between terms (it raises to stop).
+        """
         collection = live.collection
         encoder = self._encoder(collection) if any(map(needs_encoder, terms)) else None
-        vectors = [self._embed(t, collection, encoder) for t in terms]
+        vectors = []
+        for term in terms:
+            check()
+            vectors.append(self._embed(term, collection, encoder))
         return Composed(terms, vectors, compose(vectors, [t.weight for t in terms]))
 
     def _embed(self, term: Term, collection: CollectionInfo, encoder: Encoder | None) -> np.ndarray:

@@ -11,24 +11,24 @@ from google.protobuf import json_format
 from latent.catalog import import_collection
 from latent.catalog.external import check_batch
 from latent.errors import InvalidArgument
+from service.limits import check_at_most
 
 if TYPE_CHECKING:
     from latent.catalog import Catalog
+    from latent.settings import Settings
 
-MAX_BATCH_ROWS = 10_000
 
-
-def batch_matrix(request: pb.ImportVectorsRequest) -> np.ndarray:
+def batch_matrix(request: pb.ImportVectorsRequest, settings: Settings) -> np.ndarray:
     """The request's vectors as a (rows, dim) float32 matrix.
 
     Raises:
-        InvalidArgument: no rows, too many, or a byte count that is not rows x dim x 4.
+        InvalidArgument: no rows, more than ``settings.max_import_rows``, or a byte count
+            that is not rows x dim x 4.
     """
     rows, dim = len(request.ids), request.dim
     if rows == 0:
         raise InvalidArgument("the batch has no ids: there is nothing to import")
-    if rows > MAX_BATCH_ROWS:
-        raise InvalidArgument(f"a batch holds at most {MAX_BATCH_ROWS} rows, got {rows}")
+    check_at_most("rows in one ImportVectors batch", rows, "max_import_rows", settings)
     if dim <= 0:
         raise InvalidArgument(f"dim must be the vectors' dimension (positive), got {dim}")
     if len(request.vectors) != rows * dim * 4:
@@ -40,17 +40,20 @@ def batch_matrix(request: pb.ImportVectorsRequest) -> np.ndarray:
 
 
 def import_batch(
-    catalog: Catalog, request: pb.ImportVectorsRequest, default_collection: str
+    catalog: Catalog, request: pb.ImportVectorsRequest, settings: Settings
 ) -> pb.ImportVectorsResponse:
     """Validate a batch, then write it in one transaction (a rejected batch writes nothing).
+
+    The batch goes to the request's collection, or the server's default one
+    (``settings.collection``), and holds at most ``settings.max_import_rows`` rows.
 
     Raises:
         InvalidArgument: a malformed batch (the message says which row).
         DimensionMismatch: the collection has another dimension.
         FailedPrecondition: the collection has another model.
     """
-    name = request.collection or default_collection
-    matrix = batch_matrix(request)
+    name = request.collection or settings.collection
+    matrix = batch_matrix(request, settings)
     metadata = (
         [json_format.MessageToDict(m) for m in request.metadata] if request.metadata else None
     )

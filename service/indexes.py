@@ -1,12 +1,15 @@
 """Every collection's live index, loaded at start-up and kept in step by a tailing thread.
 
 After each refresh the tail asks the live index for due upkeep (a fold of the delta
-or a retrain), which runs in its own background thread and snapshots when done.
+or a retrain), which runs in its own background thread and snapshots when done. A
+collection deleted from the catalog (here or by another replica) loses its live index
+and its snapshot files; one deleted and created again under its name is loaded anew.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -100,8 +103,41 @@ class IndexRegistry:
         with self._sync_lock:
             self._sync()
 
+    def drop(self, name: str) -> None:
+        """Forget a deleted collection: close its live index, delete its snapshot files.
+
+        Searches already running on its last generation finish on it; new ones find
+        the collection gone. A no-op for a collection that has no live index here.
+        """
+        with self._sync_lock:
+            live = self._indexes.pop(name, None)
+            if live is not None:
+                self._discard(live)
+            else:
+                self._remove_snapshot(name)
+
+    def _discard(self, live: LiveIndex) -> None:
+        """Stop a dropped index's upkeep, drop its cached rows and delete its snapshot."""
+        live.close()
+        self.hits.evict(live.generation.index.ids())
+        self._remove_snapshot(live.collection.name)
+        log.info("collection %s: deleted; its index and snapshot are gone", live.collection.name)
+
+    def _remove_snapshot(self, name: str) -> None:
+        """Delete a collection's snapshot directory (only ever one right under ours)."""
+        if self.snapshot_dir is None:
+            return
+        folder = (self.snapshot_dir / name).resolve()
+        if folder.parent == self.snapshot_dir.resolve() and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
     def _sync(self) -> None:
-        for info in self.catalog.collections():
+        infos = self.catalog.collections()
+        current = {info.name: info.id for info in infos}
+        for name, loaded in list(self._indexes.items()):
+            if current.get(name) != loaded.collection.id:  # deleted, or deleted and made anew
+                self._discard(self._indexes.pop(name))
+        for info in infos:
             live = self._indexes.get(info.name)
             if live is None:
                 self._load(

@@ -1,14 +1,16 @@
-"""The one server interceptor: maps the error tree of ``latent.errors`` to gRPC statuses."""
+"""The error interceptor: maps the error tree of ``latent.errors`` to gRPC statuses."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 
 from latent.errors import AssetSearchError
+from service.handlers import Unwatched, Watch, wrap_handler
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,19 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str) -> None:
     )
 
 
+@contextmanager
+def _mapped(context: grpc.ServicerContext, method: str) -> Iterator[Watch]:
+    try:
+        yield Unwatched()
+    except Exception as exc:  # noqa: BLE001 - the mapping point for every error
+        _abort(context, exc, method)
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Turns ``AssetSearchError`` into its status and anything else into a short INTERNAL."""
+    """Turns ``AssetSearchError`` into its status and anything else into a short INTERNAL.
+
+    It wraps every kind of handler (unary or streaming, either way), for the whole call.
+    """
 
     def intercept_service(
         self,
@@ -37,28 +50,4 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        if handler.unary_unary:
-            inner_uu = handler.unary_unary
-
-            def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
-                try:
-                    return inner_uu(request, context)
-                except Exception as exc:  # noqa: BLE001 - the mapping point for every error
-                    _abort(context, exc, method)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
-
-            def unary_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                try:
-                    yield from inner_us(request, context)
-                except Exception as exc:  # noqa: BLE001
-                    _abort(context, exc, method)
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+        return wrap_handler(handler, lambda context: _mapped(context, method))

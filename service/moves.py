@@ -13,11 +13,14 @@ from latent.hashing import bytes_sha256
 from latent.names import check_direction_name
 from latent.query import navigation
 from latent.query.terms import Asset, Example, Image, Term, Text
+from service.deadlines import Check, no_check
+from service.limits import check_range
 from service.results import Composed, Found, Step, Variations
 
 if TYPE_CHECKING:
     from latent.index.live import LiveIndex
     from latent.query.filters import Filter
+    from latent.settings import Settings
     from service.engine import QueryEngine
 
 MAX_EXAMPLES = 256
@@ -35,6 +38,7 @@ def walk(
     top_k: int,
     dedupe: bool,
     where: Filter | None,
+    check: Check = no_check,
 ) -> Iterator[Step]:
     """The hits of each point of a path, optionally leaving out those shown before.
 
@@ -45,6 +49,7 @@ def walk(
         top_k: Hits per step.
         dedupe: Leave out assets shown at an earlier step.
         where: Only assets matching it are shown; None shows any.
+        check: Runs before each step; raises to stop the walk (deadline, cancellation).
 
     Yields:
         One step per point of the path.
@@ -53,6 +58,7 @@ def walk(
     scope = engine.scope(live, generation, where, top_k)
     shown: set[int] = set()
     for step, (t, vector) in enumerate(path):
+        check()
         found = engine.nearest(
             generation,
             vector,
@@ -85,15 +91,16 @@ def principal_direction(live: LiveIndex, k: int) -> np.ndarray:
     return navigation.principal_components(matrix, k + 1)[k]
 
 
-def variation_count(n: int, limit: int) -> int:
+def variation_count(n: int, settings: Settings) -> int:
     """The number of variations asked for (0 means the default).
 
     Raises:
-        InvalidArgument: n is negative or above ``limit``.
+        InvalidArgument: n is negative or above ``settings.max_top_k`` (named in the message).
     """
-    if not 0 <= n <= limit:
-        raise InvalidArgument(f"n must be between 1 and {limit}, got {n}")
-    return n or DEFAULT_VARIATIONS
+    if n == 0:
+        return min(DEFAULT_VARIATIONS, settings.max_top_k)
+    check_range("n", n, 1, "max_top_k", settings)
+    return n
 
 
 def variations(

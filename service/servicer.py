@@ -16,6 +16,7 @@ from latent.names import value_at
 from latent.query import navigation
 from latent.query.projection import Projection
 from service import moves, paging
+from service.auth import allowed_collections, require_collection
 from service.convert.filters import filter_from_message
 from service.convert.queries import (
     example_from_message,
@@ -29,6 +30,7 @@ from service.convert.records import (
     explanation_message,
     hit_message,
 )
+from service.deadlines import Check, checker, no_check
 from service.engine import QueryEngine
 from service.imports import import_batch
 
@@ -67,7 +69,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         live = self.engine.live(request.collection)
         fingerprint = paging.fingerprint(request, live.collection.name)
         token = paging.decode(request.page_token, fingerprint) if request.page_token else None
-        composed = self.engine.compose(live, terms)
+        composed = self.engine.compose(live, terms, checker(context))
         vector, density = composed.vector, None
         if request.explain or request.snap:
             density = self.engine.density(live, vector)
@@ -114,7 +116,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         self, request: pb.ImportVectorsRequest, context: grpc.ServicerContext
     ) -> pb.ImportVectorsResponse:
         """Write one batch of externally computed vectors (searchable after the next poll)."""
-        return import_batch(self.catalog, request, self.engine.settings.collection)
+        return import_batch(self.catalog, request, self.engine.settings)
 
     def GetAsset(  # noqa: N802
         self, request: pb.GetAssetRequest, context: grpc.ServicerContext
@@ -122,23 +124,28 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         """One asset by id."""
         if request.asset_id <= 0:
             raise InvalidArgument("asset_id must be a positive asset id")
-        return pb.GetAssetResponse(asset=asset_message(self.catalog.asset(request.asset_id)))
+        asset = self.catalog.asset(request.asset_id)
+        require_collection(asset.collection)
+        return pb.GetAssetResponse(asset=asset_message(asset))
 
     def ListCollections(  # noqa: N802
         self, request: pb.ListCollectionsRequest, context: grpc.ServicerContext
     ) -> pb.ListCollectionsResponse:
-        """Every collection with its counts and served generation."""
+        """Every collection with its counts and served generation (those the key may use)."""
         out = []
         loaded = self.indexes.all()
+        allowed = allowed_collections()
         for info in self.catalog.collections():
+            if allowed is not None and info.name not in allowed:
+                continue
             live = loaded.get(info.name)
+            head = self.catalog.head_seq(info.id)
             if live is None:
-                out.append(collection_message(info, 0, 0))
+                out.append(collection_message(info, 0, 0, head_seq=head))
                 continue
             generation = live.generation
-            out.append(
-                collection_message(info, len(generation.index), generation.seq, generation.index)
-            )
+            size, seq = len(generation.index), generation.seq
+            out.append(collection_message(info, size, seq, generation.index, head_seq=head))
         return pb.ListCollectionsResponse(collections=out)
 
     # -- moves ----------------------------------------------------------------------------
@@ -151,12 +158,20 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if method not in ("lerp", "slerp"):
             raise InvalidArgument(f"method must be 'lerp' or 'slerp', got {method!r}")
         top_k = self.engine.top_k(request.top_k)
+        steps = self.engine.steps(request.steps, 2, default=5)
         live = self.engine.live(request.collection)
-        source = self._query(live, request.source, "source")
-        target = self._query(live, request.target, "target")
-        path = navigation.interpolate(source.vector, target.vector, request.steps or 5, method)  # type: ignore[arg-type]
+        check = checker(context)
+        source = self._query(live, request.source, "source", check)
+        target = self._query(live, request.target, "target", check)
+        path = navigation.interpolate(
+            source.vector,
+            target.vector,
+            steps,
+            method,  # type: ignore[arg-type]
+            max_steps=self.engine.settings.max_steps,
+        )
         where = filter_from_message(request.filter)
-        for s in moves.walk(self.engine, live, path, top_k, request.dedupe, where):
+        for s in moves.walk(self.engine, live, path, top_k, request.dedupe, where, check):
             yield pb.InterpolateResponse(step=s.step, t=s.t, hits=[hit_message(f) for f in s.found])
 
     def Traverse(  # noqa: N802
@@ -164,13 +179,16 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     ) -> Iterator[pb.TraverseResponse]:
         """One result set per step along origin + t * direction."""
         top_k = self.engine.top_k(request.top_k)
+        steps = self.engine.steps(request.steps, 1, default=5)
         live = self.engine.live(request.collection)
-        origin = self._query(live, request.origin, "origin")
+        check = checker(context)
+        origin = self._query(live, request.origin, "origin", check)
         direction = self._direction_vector(live, request)
         step = request.step if request.HasField("step") else 0.25
-        path = navigation.traverse(origin.vector, direction, step, request.steps or 5)
+        max_steps = self.engine.settings.max_steps
+        path = navigation.traverse(origin.vector, direction, step, steps, max_steps=max_steps)
         where = filter_from_message(request.filter)
-        for s in moves.walk(self.engine, live, path, top_k, request.dedupe, where):
+        for s in moves.walk(self.engine, live, path, top_k, request.dedupe, where, check):
             yield pb.TraverseResponse(step=s.step, t=s.t, hits=[hit_message(f) for f in s.found])
 
     def _direction_vector(self, live: LiveIndex, request: pb.TraverseRequest) -> np.ndarray:
@@ -189,9 +207,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     ) -> pb.VariationsResponse:
         """Assets a small, distinct move away from a seed, nearest first."""
         started = time.perf_counter()
-        n = moves.variation_count(request.n, self.engine.settings.max_top_k)
+        n = moves.variation_count(request.n, self.engine.settings)
         live = self.engine.live(request.collection)
-        seed = self._query(live, request.seed, "seed")
+        seed = self._query(live, request.seed, "seed", checker(context))
         out = moves.variations(
             self.engine,
             live,
@@ -212,9 +230,11 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             took_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _query(self, live: LiveIndex, query: pb.Query, what: str) -> Composed:
+    def _query(
+        self, live: LiveIndex, query: pb.Query, what: str, check: Check = no_check
+    ) -> Composed:
         terms = self.engine.terms(terms_from_messages(query.terms), query.expression, what)
-        return self.engine.compose(live, terms)
+        return self.engine.compose(live, terms, check)
 
     # -- named directions -------------------------------------------------------------------
 
@@ -271,7 +291,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             raise InvalidArgument(
                 f"max_points must be between 2 and {MAX_MAP_POINTS}, got {max_points}"
             )
+        path_steps = self.engine.steps(request.path_steps, 2, default=8)
         live = self.engine.live(request.collection)
+        check = checker(context)
         generation = live.generation
         ids, matrix = generation.index.ids(), generation.index.matrix()
         if len(ids) < 3:
@@ -279,7 +301,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if len(ids) > max_points:
             pick = np.sort(np.random.default_rng(0).choice(len(ids), max_points, replace=False))
             ids, matrix = ids[pick], matrix[pick]
+        check()
         projection = Projection.fit(np.ascontiguousarray(matrix), method=request.method or "pca")  # type: ignore[arg-type]
+        check()  # fitting (UMAP above all) is the long phase: stop if the caller is gone
         xy = projection.transform(matrix)
         joined = self.catalog.hits_for_embeddings(ids.tolist())
         response = pb.ProjectResponse(method=projection.method, total=len(generation.index))
@@ -296,20 +320,26 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 pb.ProjectedPoint(asset_id=asset.id, uri=asset.uri, x=x, y=y, color=color)
             )
         if request.HasField("path_source") or request.HasField("path_target"):
-            response.path.extend(self._map_path(live, request, projection))
+            path = self._map_path(live, request, projection, path_steps, check)
+            response.path.extend(path)
         return response
 
     def _map_path(
-        self, live: LiveIndex, request: pb.ProjectRequest, projection: Projection
+        self,
+        live: LiveIndex,
+        request: pb.ProjectRequest,
+        projection: Projection,
+        steps: int,
+        check: Check,
     ) -> list[pb.PathPoint]:
-        source = self._query(live, request.path_source, "path_source")
-        target = self._query(live, request.path_target, "path_target")
-        path = navigation.interpolate(
-            source.vector, target.vector, request.path_steps or 8, "slerp"
-        )
+        source = self._query(live, request.path_source, "path_source", check)
+        target = self._query(live, request.path_target, "path_target", check)
+        max_steps = self.engine.settings.max_steps
+        path = navigation.interpolate(source.vector, target.vector, steps, max_steps=max_steps)
         points = projection.transform(np.stack([v for _, v in path]))
         out = []
         for step, ((t, vector), (x, y)) in enumerate(zip(path, points.tolist(), strict=True)):
+            check()
             nearest = self.engine.nearest(live.generation, vector, 1)
             out.append(
                 pb.PathPoint(

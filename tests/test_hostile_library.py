@@ -356,7 +356,7 @@ def test_a_decoder_bug_costs_one_file(catalog: Catalog, encoder: Encoder, tmp_pa
             raise RuntimeError("unexpected Pillow bug")
         return decoded
 
-    with mock.patch("indexer.pipeline.decode_image_file", autospec=True, side_effect=buggy):
+    with mock.patch("indexer.embed.decode_image_file", autospec=True, side_effect=buggy):
         summary = run(catalog, encoder, lib)
     assert (summary.indexed, summary.failed) == (4, 1)
     assert error_of(catalog, victim) == (

@@ -13,6 +13,9 @@ from latent.catalog.changes import ChangeFeed
 from latent.catalog.collections import Collections
 from latent.catalog.directions import Directions
 from latent.catalog.engine import Database, Migrations
+from latent.catalog.jobs import Jobs
+from latent.catalog.keys import ApiKeys
+from latent.catalog.lifecycle import Lifecycle
 from latent.catalog.options import IndexOptionsStore
 from latent.catalog.reads import Hit, Reads
 from latent.catalog.records import (
@@ -23,7 +26,7 @@ from latent.catalog.records import (
     DirectionRecord,
     FileState,
 )
-from latent.catalog.writes import Writes
+from latent.catalog.writes import Upserted, Writes
 from latent.query.filters import Filter
 
 
@@ -49,6 +52,9 @@ class Catalog:
         self._directions = Directions(self._db)
         self._bulk = BulkImport(self._db)
         self._options = IndexOptionsStore(self._db)
+        self._jobs = Jobs(self._db)
+        self._keys = ApiKeys(self._db)
+        self._lifecycle = Lifecycle(self._db)
         if migrate:
             try:
                 self._migrations.ensure_head()
@@ -66,9 +72,19 @@ class Catalog:
         """The SQLAlchemy engine (for reads; writes go through the catalog's methods)."""
         return self._db.engine
 
+    @property
+    def keys(self) -> ApiKeys:
+        """The API keys: create, all, revoke, lookup, snapshot (see ``ApiKeys``)."""
+        return self._keys
+
     def close(self) -> None:
         """Release pooled connections."""
         self._db.close()
+
+    @property
+    def jobs(self) -> Jobs:
+        """The index jobs a server runs, with their progress (see ``latent.catalog.jobs``)."""
+        return self._jobs
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -91,6 +107,16 @@ class Catalog:
     ) -> CollectionInfo:
         """The collection, created for this model when missing (see ``Collections``)."""
         return self._collections.ensure_collection(name, model_spec, dim, metric)
+
+    def create_collection(
+        self, name: str, model_spec: str, dim: int, metric: str = "ip"
+    ) -> CollectionInfo:
+        """Create an empty collection; ``AlreadyExists`` when the name is taken (``Lifecycle``)."""
+        return self._lifecycle.create_collection(name, model_spec, dim, metric)
+
+    def delete_collection(self, name: str) -> CollectionInfo:
+        """Delete a collection with everything in it, in one transaction (``Lifecycle``)."""
+        return self._lifecycle.delete_collection(name)
 
     def collection(self, name: str) -> CollectionInfo:
         """A collection by name, with counts; ``NotFound`` when there is none."""
@@ -123,6 +149,22 @@ class Catalog:
     def set_metadata(self, metadata: dict[int, dict[str, Any]]) -> None:
         """Replace the user metadata of assets (by asset id); vectors are untouched."""
         self._writes.set_metadata(metadata)
+
+    def upsert(self, collection: CollectionInfo, write: AssetWrite) -> Upserted:
+        """Write one asset as ``commit`` does, saying whether its uri was new (``Writes``)."""
+        return self._writes.upsert(collection, write)
+
+    def find_asset(self, collection_id: int, uri: str) -> int | None:
+        """The id of the collection's asset with that uri; None when there is none."""
+        return self._writes.find_asset(collection_id, uri)
+
+    def delete_asset(self, asset_id: int) -> None:
+        """Mark one asset deleted and drop its vectors, logged; ``NotFound`` if not live."""
+        self._writes.delete_asset(asset_id)
+
+    def update_metadata(self, asset_id: int, metadata: dict[str, Any], merge: bool) -> None:
+        """Replace or merge one asset's user metadata, logged (see ``Writes``)."""
+        self._writes.update_metadata(asset_id, metadata, merge)
 
     def import_vectors(
         self,

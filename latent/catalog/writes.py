@@ -1,4 +1,4 @@
-"""The indexer's writes: assets with their vectors, deletes, touches and metadata.
+"""Writes of assets: with their vectors (the indexer's and uploads), deletes, touches, metadata.
 
 Every write is one transaction that first locks its collection's row and logs each
 change of an embedding, so the log's ``seq`` values of a collection commit in order.
@@ -6,7 +6,8 @@ change of an embedding, so the log's ``seq`` values of a collection commit in or
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -16,7 +17,19 @@ from latent.catalog.collections import lock_collection
 from latent.catalog.engine import Database, in_chunks
 from latent.catalog.records import STORE_DTYPE, AssetWrite, CollectionInfo, encode_vector
 from latent.catalog.schema import DELETED, Asset, Embedding
-from latent.errors import DimensionMismatch
+from latent.errors import DimensionMismatch, NotFound
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What ``Writes.upsert`` did: the asset's id, and whether its uri was new.
+
+    ``created`` is False when a live asset (indexed or failed) had the uri and was
+    replaced; a uri whose asset was deleted counts as new (its row and id are reused).
+    """
+
+    asset_id: int
+    created: bool
 
 
 def asset_ids(conn: Connection, collection_id: int, uris: Sequence[str]) -> dict[str, int]:
@@ -63,6 +76,68 @@ class Writes:
                 _delete_assets(conn, collection.id, deletes)
         return [ids[w.uri] for w in writes]
 
+    def upsert(self, collection: CollectionInfo, write: AssetWrite) -> Upserted:
+        """Write one asset as ``commit`` does (same statements, one transaction).
+
+        Returns:
+            The asset id, and whether its uri was new.
+
+        Raises:
+            DimensionMismatch: a vector's dimension is not the collection's.
+        """
+        _check_dim(collection, write)
+        with self._db.writer.begin() as conn:
+            lock_collection(conn, collection.id)
+            before = conn.execute(
+                select(Asset.state).where(
+                    Asset.collection_id == collection.id, Asset.uri == write.uri
+                )
+            ).scalar()
+            ids = _write_assets(conn, collection.id, [write])
+        return Upserted(ids[write.uri], before is None or before == DELETED)
+
+    def find_asset(self, collection_id: int, uri: str) -> int | None:
+        """The id of the collection's asset with that uri (deleted or not); None when none."""
+        with self._db.engine.connect() as conn:
+            return asset_ids(conn, collection_id, [uri]).get(uri)
+
+    def delete_asset(self, asset_id: int) -> None:
+        """Mark one asset ``deleted`` and drop its vectors, as ``commit``'s deletes do.
+
+        Raises:
+            NotFound: no asset has that id, or it is deleted already.
+        """
+        with self._db.writer.begin() as conn:
+            collection_id = _live_asset(conn, asset_id)
+            _mark_deleted(conn, collection_id, [asset_id])
+
+    def update_metadata(self, asset_id: int, metadata: Mapping[str, Any], merge: bool) -> None:
+        """Replace or merge the user metadata of one asset; logged as an ``update``.
+
+        The stored metadata is read and written under the collection's lock, so two
+        merges at once both land.
+
+        Args:
+            asset_id: The asset.
+            metadata: The new metadata, or (``merge``) the changes to it.
+            merge: Merge key by key (see ``merge_metadata``) instead of replacing.
+
+        Raises:
+            NotFound: no asset has that id, or it is deleted.
+        """
+        with self._db.writer.begin() as conn:
+            _live_asset(conn, asset_id)
+            stored = conn.execute(
+                select(Asset.user_metadata).where(Asset.id == asset_id)
+            ).scalar_one()
+            new = merge_metadata(stored or {}, metadata) if merge else dict(metadata)
+            conn.execute(
+                update(Asset)
+                .where(Asset.id == asset_id)
+                .values(user_metadata=new, updated_at=func.now())
+            )
+            log_updates(conn, [asset_id])
+
     def touch(self, collection_id: int, uri: str, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change (logged as an update)."""
         with self._db.writer.begin() as conn:
@@ -93,6 +168,44 @@ class Writes:
                 [{"b_id": k, "user_metadata": v} for k, v in metadata.items()],
             )
             log_updates(conn, ids)
+
+
+def merge_metadata(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` with ``changes`` merged in: objects merged recursively, a None removes its key.
+
+    >>> merge_metadata({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": None, "z": 3}, "b": None})
+    {'a': {'x': 1, 'z': 3}}
+    """
+    out = dict(stored)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_metadata(out[key], value)
+        elif isinstance(value, Mapping):
+            out[key] = merge_metadata({}, value)  # a null inside a new object is not stored
+        else:
+            out[key] = value
+    return out
+
+
+def _live_asset(conn: Connection, asset_id: int) -> int:
+    """Lock the collection of a live (not deleted) asset; returns the collection's id.
+
+    Raises:
+        NotFound: no asset has that id, or it is deleted.
+    """
+    owner = select(Asset.collection_id).where(Asset.id == asset_id)
+    collection_id = conn.execute(owner).scalar()
+    if collection_id is None:
+        raise NotFound(f"asset {asset_id} does not exist")
+    lock_collection(conn, collection_id)  # then read the state: a writer may just have changed it
+    state = conn.execute(select(Asset.state).where(Asset.id == asset_id)).scalar()
+    if state is None:
+        raise NotFound(f"asset {asset_id} does not exist")
+    if state == DELETED:
+        raise NotFound(f"asset {asset_id} is deleted")
+    return int(collection_id)
 
 
 def _check_dim(collection: CollectionInfo, w: AssetWrite) -> None:
@@ -164,7 +277,11 @@ def _insert_vectors(
 
 def _delete_assets(conn: Connection, collection_id: int, uris: list[str]) -> None:
     """Mark the assets ``deleted`` and drop their vectors."""
-    ids = list(asset_ids(conn, collection_id, uris).values())
+    _mark_deleted(conn, collection_id, list(asset_ids(conn, collection_id, uris).values()))
+
+
+def _mark_deleted(conn: Connection, collection_id: int, ids: list[int]) -> None:
+    """Drop the assets' vectors (logged) and set their state to ``deleted``."""
     drop_vectors(conn, collection_id, ids)
     for chunk in in_chunks(ids):
         conn.execute(

@@ -7,8 +7,11 @@ at a time. Text batches run only as long as their longest real text (see ``TextT
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Protocol
@@ -23,6 +26,41 @@ from PIL import Image
 from latent.models.loader import load_model
 
 log = logging.getLogger(__name__)
+
+BatchHook = Callable[[str, str, int, float], None]
+"""Told of each forward pass: (model spec, "image" or "text", items, seconds)."""
+
+
+class BatchHooks:
+    """Listeners of forward passes, held weakly: a listener that is gone stops being told.
+
+    Metrics read encoder timings through this without ``latent`` knowing of them. A hook
+    is a bound method or a callable object the caller keeps alive (a lambda would vanish
+    at once); a hook that raises is logged and kept.
+    """
+
+    def __init__(self) -> None:
+        self._refs: list[weakref.ref[Any]] = []
+        self._lock = threading.Lock()
+
+    def add(self, hook: BatchHook) -> None:
+        """Tell ``hook`` of every forward pass from now on (while it lives)."""
+        ref: weakref.ref[Any] = (
+            weakref.WeakMethod(hook) if inspect.ismethod(hook) else weakref.ref(hook)
+        )
+        with self._lock:
+            self._refs = [r for r in self._refs if r() is not None] + [ref]
+
+    def __call__(self, spec: str, kind: str, items: int, seconds: float) -> None:
+        """Tell every live hook of one forward pass."""
+        for ref in self._refs:
+            hook = ref()
+            if hook is None:
+                continue
+            try:
+                hook(spec, kind, items, seconds)
+            except Exception:  # a listener's bug must not fail an embedding
+                log.exception("encoder batch hook failed")
 
 
 class Encoder(Protocol):
@@ -106,6 +144,7 @@ class OpenClipEncoder:
         self.text_tower = classify_text_tower(self._model)
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
+        self.batch_hooks = BatchHooks()  # told of each forward pass (metrics)
         self.dim = int(self.encode_texts(["probe"]).shape[1])
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -114,11 +153,12 @@ class OpenClipEncoder:
             images,
             lambda chunk: torch.stack([self._preprocess(im) for im in chunk]),
             lambda batch: self._model.encode_image(batch),
+            "image",
         )
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts in batches; returns L2-normalised float32 rows."""
-        return self._run(texts, self._tokenize, self._encode_text)
+        return self._run(texts, self._tokenize, self._encode_text, "text")
 
     def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Token ids at the full context, cut to the batch's real length when that is exact."""
@@ -156,6 +196,7 @@ class OpenClipEncoder:
         items: Sequence[Any],
         prepare: Callable[[Sequence[Any]], torch.Tensor],
         forward: Callable[[torch.Tensor], torch.Tensor],
+        kind: str,
     ) -> np.ndarray:
         if not items:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
@@ -163,7 +204,10 @@ class OpenClipEncoder:
         for start in range(0, len(items), self.batch_size):
             batch = prepare(items[start : start + self.batch_size]).to(self.device)
             with self._lock, torch.inference_mode():
+                started = time.perf_counter()
                 feats = forward(batch).float()
+                seconds = time.perf_counter() - started
+            self.batch_hooks(self.spec, kind, len(batch), seconds)
             out.append(torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
@@ -176,18 +220,27 @@ class EncoderCache:
         self._batch_size = batch_size
         self._encoders: dict[str, Encoder] = {}
         self._lock = threading.Lock()
+        self.batch_hooks = BatchHooks()  # told of the forward passes of every encoder here
 
     def put(self, encoder: Encoder) -> None:
         """Register an already loaded encoder under its spec."""
         with self._lock:
-            self._encoders[encoder.spec] = encoder
+            self._encoders[encoder.spec] = self._hooked(encoder)
+
+    def _hooked(self, encoder: Encoder) -> Encoder:
+        """The encoder, telling this cache's hooks of its forward passes when it can."""
+        hooks = getattr(encoder, "batch_hooks", None)
+        if isinstance(hooks, BatchHooks):
+            hooks.add(self.batch_hooks)
+        return encoder
 
     def get(self, spec: str) -> Encoder:
         """The encoder for ``spec``, loading it on first use."""
         with self._lock:
             if spec not in self._encoders:
                 log.info("loading model %s", spec)
-                self._encoders[spec] = OpenClipEncoder(spec, self._device, self._batch_size)
+                loaded = OpenClipEncoder(spec, self._device, self._batch_size)
+                self._encoders[spec] = self._hooked(loaded)
             return self._encoders[spec]
 
 

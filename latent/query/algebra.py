@@ -46,9 +46,10 @@ def embed_term(
         case Asset(asset_id=asset_id):
             asset = catalog.asset(asset_id)
             if asset.collection != collection.name:
+                # Never name the other collection: a key limited to this one may not learn it.
                 raise InvalidArgument(
-                    f"asset {asset_id} belongs to collection {asset.collection!r}, "
-                    f"not {collection.name!r}"
+                    f"asset {asset_id} is not in collection {collection.name!r}; an asset term "
+                    "must come from the collection searched"
                 )
             return catalog.asset_vector(asset_id, collection.dim)
         case Direction(name=name):

@@ -202,33 +202,45 @@ def _scaled(terms: list[ParsedTerm], factor: float) -> list[ParsedTerm]:
     return [ParsedTerm(t.weight * factor, t.kind, t.value) for t in terms]
 
 
-def parse_expression(text: str) -> list[ParsedTerm]:
+def parse_expression(
+    text: str, max_chars: int | None = MAX_EXPRESSION_CHARS, max_terms: int | None = MAX_TERMS
+) -> list[ParsedTerm]:
     """Parse an expression into a flat list of weighted terms.
+
+    Args:
+        text: The expression.
+        max_chars: The longest expression accepted; None when the caller checked it.
+        max_terms: The most terms accepted; None when the caller checks the count.
 
     Raises:
         ExpressionError: the expression is malformed, too long or has too many terms.
     """
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters", 1)
+    if max_chars is not None and len(text) > max_chars:
+        raise ExpressionError(f"the expression is longer than {max_chars} characters", 1)
     terms = _Parser(text).parse()
-    if len(terms) > MAX_TERMS:
-        raise ExpressionError(f"more than {MAX_TERMS} terms", 1)
+    if max_terms is not None and len(terms) > max_terms:
+        raise ExpressionError(f"more than {max_terms} terms", 1)
     if all(t.weight == 0 for t in terms):
         raise ExpressionError("every term has weight 0; the query has no direction", 1)
     return terms
 
 
 def terms_from_expression(
-    text: str, read_image: Callable[[str], bytes] | None = None
+    text: str,
+    read_image: Callable[[str], bytes] | None = None,
+    max_chars: int | None = MAX_EXPRESSION_CHARS,
+    max_terms: int | None = MAX_TERMS,
 ) -> list[Term]:
     """Parse an expression into terms; ``image:PATH`` needs ``read_image``.
 
+    ``max_chars`` and ``max_terms`` are as for ``parse_expression``.
+
     Raises:
-        ExpressionError: the expression is malformed.
+        ExpressionError: the expression is malformed, too long or has too many terms.
         InvalidArgument: it has an image term and no way to read images.
     """
     terms: list[Term] = []
-    for parsed in parse_expression(text):
+    for parsed in parse_expression(text, max_chars, max_terms):
         if parsed.kind == "image" and read_image is None:
             raise InvalidArgument(
                 f"image:{parsed.value} names a file the server cannot read; send the image "

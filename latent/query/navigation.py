@@ -61,9 +61,9 @@ def _same_dim(a: np.ndarray, b: np.ndarray, what: str) -> None:
         raise DimensionMismatch(f"{what}: dimensions differ ({a.shape[-1]} vs {b.shape[-1]})")
 
 
-def _check_steps(steps: int, low: int) -> None:
-    if not low <= steps <= MAX_STEPS:
-        raise InvalidArgument(f"steps must be between {low} and {MAX_STEPS}, got {steps}")
+def _check_steps(steps: int, low: int, high: int) -> None:
+    if not low <= steps <= high:
+        raise InvalidArgument(f"steps must be between {low} and {high}, got {steps}")
 
 
 def _orthogonal_to(a: np.ndarray) -> np.ndarray:
@@ -90,6 +90,7 @@ def interpolate(
     b: np.ndarray,
     steps: int,
     method: Literal["lerp", "slerp"] = "slerp",
+    max_steps: int = MAX_STEPS,
 ) -> Points:
     """Points on the way from `a` to `b`, both ends included, each of unit length.
 
@@ -100,8 +101,9 @@ def interpolate(
     Args:
         a: Start vector (normalised here).
         b: End vector (normalised here), same dimension as `a`.
-        steps: Number of points, 2 to 100.
+        steps: Number of points, 2 to ``max_steps``.
         method: "slerp" (default) or "lerp".
+        max_steps: The most points (a server passes its configured limit).
 
     Returns:
         `steps` pairs (t, float32 unit vector), t from 0.0 to 1.0 inclusive.
@@ -111,7 +113,7 @@ def interpolate(
             through the origin (a == -b).
         DimensionMismatch: `a` and `b` differ in dimension.
     """
-    _check_steps(steps, 2)
+    _check_steps(steps, 2, max_steps)
     ua = _unit(_vector(a, "a"), "a")
     ub = _unit(_vector(b, "b"), "b")
     _same_dim(ua, ub, "interpolate")
@@ -134,7 +136,13 @@ def _lerp_point(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return p
 
 
-def traverse(origin: np.ndarray, direction: np.ndarray, step: float, steps: int) -> Points:
+def traverse(
+    origin: np.ndarray,
+    direction: np.ndarray,
+    step: float,
+    steps: int,
+    max_steps: int = MAX_STEPS,
+) -> Points:
     """Walk normalise(origin + t·direction) for t = 0, step, 2·step, ...
 
     The direction is used as given (not normalised): a named direction's norm is
@@ -144,7 +152,8 @@ def traverse(origin: np.ndarray, direction: np.ndarray, step: float, steps: int)
         origin: Start vector.
         direction: Direction to move along, same dimension, non-zero.
         step: Increment of t per point; negative walks the other way.
-        steps: Number of points, 1 to 100.
+        steps: Number of points, 1 to ``max_steps``.
+        max_steps: The most points (a server passes its configured limit).
 
     Returns:
         `steps` pairs (t, float32 unit vector).
@@ -154,7 +163,7 @@ def traverse(origin: np.ndarray, direction: np.ndarray, step: float, steps: int)
             point that lands on the origin.
         DimensionMismatch: origin and direction differ in dimension.
     """
-    _check_steps(steps, 1)
+    _check_steps(steps, 1, max_steps)
     o = _vector(origin, "origin")
     d = _vector(direction, "direction")
     _same_dim(o, d, "traverse")

@@ -58,9 +58,17 @@ def asset_message(a: AssetRecord) -> pb.Asset:
 
 
 def collection_message(
-    c: CollectionInfo, index_size: int, index_seq: int, index: LayeredIndex | None = None
+    c: CollectionInfo,
+    index_size: int,
+    index_seq: int,
+    index: LayeredIndex | None = None,
+    head_seq: int = 0,
 ) -> pb.Collection:
-    """The Collection message, with the served index generation's size, seq and type."""
+    """The Collection message, with the served index generation's size, seq and type.
+
+    ``head_seq`` is the catalog's newest change-log seq of the collection: the lag of
+    the served index is ``head_seq - index_seq``.
+    """
     served: dict[str, Any] = {}
     if index is not None:
         params = ", ".join(f"{k}={v}" for k, v in index.spec.params().items())
@@ -81,6 +89,7 @@ def collection_message(
         deleted=c.counts.get("deleted", 0),
         index_size=index_size,
         index_seq=index_seq,
+        head_seq=head_seq,
         **served,
     )
 

@@ -198,6 +198,11 @@ class SearchClient:
         metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._stub = _Stub(self._channel, metadata)
 
+    @property
+    def channel(self) -> grpc.Channel:
+        """The client's channel, for other services of the same server (health, reflection)."""
+        return self._channel
+
     def __enter__(self) -> SearchClient:
         return self
 
