@@ -10,13 +10,16 @@ The modules, one concern each::
     engine       engines, SQLite pragmas, Alembic migrations
     records      the plain records and the vector blob format
     collections  collections and their counts; the per-collection write lock
-    writes       assets with their vectors, deletes, touches, metadata
+    lifecycle    creating and deleting a collection (the name rule)
+    writes       assets with their vectors, uploads, deletes, touches, metadata
     changes      the change log: its entries, and the feed an index reads
     reads        assets by id, by embedding and by filter; failed assets
     directions   named directions
     bulk         importing externally computed vectors
     external     pure checks of an import batch (ids, rows, dimension)
     options      the per-collection index override
+    keys         API keys: hashed secrets, scopes, collections, revocation
+    jobs         index jobs the server runs, with their progress
     schema       the tables;  where: a Filter compiled to SQL
 """
 
