@@ -14,15 +14,24 @@ from latent.models.encoders import Encoder, EncoderCache
 from latent.settings import Settings
 
 
-@contextmanager
-def running_server(settings: Settings, encoder: Encoder) -> Iterator[Any]:
-    """A real server on a free loopback port with ``settings`` and the session's model."""
+def start_server(settings: Settings, encoder: Encoder, host: str = "127.0.0.1") -> Any:
+    """A started real server on a free port of ``host``, with the session's model.
+
+    The caller stops it and closes its catalog (``running_server`` does both).
+    """
     from service.server import AssetSearchServer
 
     encoders = EncoderCache()
     encoders.put(encoder)
     server = AssetSearchServer(settings, Catalog(settings.resolved_database_url()), encoders)
-    server.start(host="127.0.0.1", port=0)
+    server.start(host=host, port=0)
+    return server
+
+
+@contextmanager
+def running_server(settings: Settings, encoder: Encoder) -> Iterator[Any]:
+    """A real server on a free loopback port with ``settings`` and the session's model."""
+    server = start_server(settings, encoder)
     try:
         yield server
     finally:

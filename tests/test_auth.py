@@ -32,6 +32,7 @@ from latent.settings import Settings
 from service import auth
 from service.auth import METHOD_SCOPES, auth_required, is_loopback, method_rules
 from service.server import AssetSearchServer
+from tests.running import start_server
 
 DIM = 64  # the tiny model's
 METHODS = [
@@ -74,13 +75,7 @@ def call_status(
 
 
 def _start(settings: Settings, encoder: Any, host: str = "127.0.0.1") -> AssetSearchServer:
-    from latent.models.encoders import EncoderCache
-
-    encoders = EncoderCache()
-    encoders.put(encoder)
-    srv = AssetSearchServer(settings, Catalog(settings.resolved_database_url()), encoders)
-    srv.start(host=host, port=0)
-    return srv
+    return start_server(settings, encoder, host)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2
 from cli.main import build_parser
 from cli.main import main as cli_main
 from latent.settings import Settings
+from tests.running import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -273,18 +274,9 @@ def test_dockerfile_ports_healthcheck_and_sources(dockerfile: list[tuple[str, st
 @pytest.fixture
 def health_server(tmp_path: Path, encoder: Any) -> Iterator[Any]:
     """A real server over an empty SQLite catalog (the probe needs nothing more)."""
-    from latent.catalog import Catalog
-    from latent.models.encoders import EncoderCache
-    from service.server import AssetSearchServer
-
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/c.db")
-    encoders = EncoderCache()
-    encoders.put(encoder)
-    srv = AssetSearchServer(settings, Catalog(settings.resolved_database_url()), encoders)
-    srv.start(host="127.0.0.1", port=0)
-    yield srv
-    srv.stop(grace=0)
-    srv.catalog.close()
+    with running_server(settings, encoder) as srv:
+        yield srv
 
 
 def test_health_command_probes_a_real_server(
@@ -319,7 +311,6 @@ def test_health_command_over_mutual_tls(
     tmp_path: Path, encoder: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The TLS overlay's probe: keys required, mutual TLS, dialled by the certificate's name."""
-    from tests.running import running_server
     from tests.test_tls import Authority
 
     ca = Authority.create(tmp_path, "deploy-ca")

@@ -4,8 +4,6 @@ and in a server restarted from a snapshot taken before the change."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -15,7 +13,7 @@ from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 
 from indexer.pipeline import Indexer
 from latent.catalog import Catalog
-from latent.models.encoders import Encoder, EncoderCache
+from latent.models.encoders import Encoder
 from latent.settings import Settings
 from service.server import AssetSearchServer
 from tests.durability import (
@@ -28,20 +26,7 @@ from tests.durability import (
     run_seed,
     wait_caught_up,
 )
-
-
-@contextmanager
-def _serving(settings: Settings, encoder: Encoder) -> Iterator[AssetSearchServer]:
-    """A real server on a free port; stopping it writes its snapshot."""
-    encoders = EncoderCache()
-    encoders.put(encoder)
-    srv = AssetSearchServer(settings, Catalog(settings.resolved_database_url()), encoders)
-    srv.start(host="127.0.0.1", port=0)
-    try:
-        yield srv
-    finally:
-        srv.stop(grace=0)
-        srv.catalog.close()
+from tests.running import running_server
 
 
 def _index(settings: Settings, encoder: Encoder, lib: Library) -> CatalogState:
@@ -92,7 +77,7 @@ def test_live_server_drops_changed_and_deleted_files(
     rng = random.Random(run_seed("no stale hit, live"))
     lib = Library(tmp_path / "library", rng)
     lib.add(40, broken=1)
-    with _serving(settings, encoder) as srv:
+    with running_server(settings, encoder) as srv:
         address = f"127.0.0.1:{srv.port}"
         cat = _index(settings, encoder, lib)
         check_server(address, cat, lib, rng, sample=40)
@@ -110,7 +95,7 @@ def test_restart_from_an_older_snapshot_drops_them_too(
     rng = random.Random(run_seed("no stale hit, restart"))
     lib = Library(tmp_path / "library", rng)
     lib.add(40, broken=1)
-    with _serving(settings, encoder) as srv:
+    with running_server(settings, encoder) as srv:
         before = _index(settings, encoder, lib)
         wait_caught_up(f"127.0.0.1:{srv.port}", before.head, before.dim)
     snapshots = settings.data_dir / "snapshots" / COLLECTION
@@ -121,7 +106,7 @@ def test_restart_from_an_older_snapshot_drops_them_too(
     assert cat.head > before.head
     # Loading replays the log over the stale snapshot (the server below does the same).
     assert check_live_index(settings.resolved_database_url(), settings.data_dir, cat) == "snapshot"
-    with _serving(settings, encoder) as srv:
+    with running_server(settings, encoder) as srv:
         check_server(f"127.0.0.1:{srv.port}", cat, lib, rng, sample=45)
         _check_in_process(srv, cat)
         _check_deleted_assets(f"127.0.0.1:{srv.port}", cat, deleted)

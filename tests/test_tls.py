@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cli.main import main
-from latent.catalog import Catalog
 from latent.errors import AssetSearchError
 from latent.settings import Settings
 from service.server import AssetSearchServer
+from tests.running import start_server
 
 DIM = 64  # the tiny model's
 
@@ -123,14 +123,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 
 def _serve(settings: Settings, encoder: Any, **tls: Any) -> AssetSearchServer:
-    from latent.models.encoders import EncoderCache
-
-    encoders = EncoderCache()
-    encoders.put(encoder)
-    configured = settings.model_copy(update=tls)
-    srv = AssetSearchServer(configured, Catalog(configured.resolved_database_url()), encoders)
-    srv.start(host="127.0.0.1", port=0)
-    return srv
+    return start_server(settings.model_copy(update=tls), encoder)
 
 
 @pytest.fixture
