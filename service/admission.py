@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from service.handlers import Unwatched, Watch, wrap_handler
+from service.handlers import Unwatched, Watch, service_name, wrap_handler
 from service.limits import env_name
 
 if TYPE_CHECKING:
@@ -113,9 +113,6 @@ class AdmissionInterceptor(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         handler = continuation(handler_call_details)
-        service = (
-            handler_call_details.method.split("/")[1] if "/" in handler_call_details.method else ""
-        )
-        if handler is None or service in EXEMPT_SERVICES:
+        if handler is None or service_name(handler_call_details.method) in EXEMPT_SERVICES:
             return handler
         return wrap_handler(handler, self.admission.slot)

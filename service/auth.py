@@ -26,6 +26,7 @@ from assetsearch_client._pb.assetsearch.v1 import search_pb2 as pb
 
 from latent.catalog.keys import Scope, StoredKey, parse_key, scope_allows
 from latent.errors import AssetSearchError, PermissionDenied, Unauthenticated
+from service.handlers import service_name
 
 if TYPE_CHECKING:
     from latent.settings import Settings
@@ -329,7 +330,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         method = handler_call_details.method
-        service = method.split("/")[1] if method.count("/") == 2 else ""
+        service = service_name(method)
         if not self.required or service in OPEN_SERVICES:
             return continuation(handler_call_details)
         if service in REFLECTION_SERVICES:

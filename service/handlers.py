@@ -38,6 +38,11 @@ class Unwatched:
 Around = Callable[[grpc.ServicerContext], AbstractContextManager[Watch]]
 
 
+def service_name(method: str) -> str:
+    """The service of a full method name: "/pkg.Service/Method" gives "pkg.Service"."""
+    return method.split("/")[1] if method.count("/") == 2 else ""
+
+
 def _relay(responses: Iterator[Any], watch: Watch) -> Iterator[Any]:
     """The handler's responses, shown to ``watch``; closing this closes the handler's."""
     try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from service.handlers import wrap_handler
+from service.handlers import service_name, wrap_handler
 from service.logs import REQUEST_ID
 
 if TYPE_CHECKING:
@@ -144,8 +144,7 @@ class CallRecord:
             fields["hits"] = self.hits
         if self.streaming:
             fields["messages"] = self.messages
-        service = self.method.split("/")[1] if self.method.count("/") == 2 else ""
-        level = logging.DEBUG if service in QUIET_SERVICES else logging.INFO
+        level = logging.DEBUG if service_name(self.method) in QUIET_SERVICES else logging.INFO
         log.log(level, "%s %s %.1f ms", self.method, code, ms, extra={"call": fields})
 
 
